@@ -28,8 +28,9 @@ export type SmallVocabulary = {
 };
 
 /**
- * Merges that spell each word left to right (`c a`, `ca t</w>`), each new symbol also a vocabulary entry.
- * Words are processed in the given order, so shared prefixes reuse earlier merges.
+ * Learns merges so that each word becomes one token: while BPE with the merges so far leaves a word in pieces, the
+ * first two pieces are merged by a new, lowest-priority merge. Later merges never change how earlier words split,
+ * since BPE always applies the lowest-ranked pair first.
  */
 export function buildSmallVocabulary(words: readonly string[] = SMALL_VOCABULARY_WORDS): SmallVocabulary {
   const symbols = byteSymbols();
@@ -40,24 +41,34 @@ export function buildSmallVocabulary(words: readonly string[] = SMALL_VOCABULARY
   for (const s of symbols) add(s);
   for (const s of symbols) add(`${s}</w>`);
   const merges: string[] = [];
-  const seen = new Set<string>();
+  const ranks = new Map<string, number>();
   for (const word of words) {
-    const chars = [...word];
-    let left = chars[0];
-    for (let i = 1; i < chars.length; i++) {
-      const right = i === chars.length - 1 ? `${chars[i]}</w>` : chars[i];
-      const line = `${left} ${right}`;
-      if (!seen.has(line)) {
-        seen.add(line);
-        merges.push(line);
-        add(left + right);
-      }
-      left += right;
+    for (;;) {
+      const pieces = applyMerges([...word], ranks);
+      if (pieces.length === 1) break;
+      const line = `${pieces[0]} ${pieces[1]}`;
+      ranks.set(line, merges.length);
+      merges.push(line);
+      add(pieces[0] + pieces[1]);
     }
   }
   add('<|startoftext|>');
   add('<|endoftext|>');
   return { vocab, merges, bosTokenId: vocab['<|startoftext|>'], eosTokenId: vocab['<|endoftext|>'] };
+}
+
+/** Plain BPE on one word's characters (last one with `</w>`), lowest rank first. */
+function applyMerges(chars: string[], ranks: ReadonlyMap<string, number>): string[] {
+  let pieces = chars.map((c, i) => (i === chars.length - 1 ? `${c}</w>` : c));
+  for (;;) {
+    let best = -1;
+    for (let i = 0; i < pieces.length - 1; i++) {
+      const rank = ranks.get(`${pieces[i]} ${pieces[i + 1]}`);
+      if (rank !== undefined && (best < 0 || rank < (ranks.get(`${pieces[best]} ${pieces[best + 1]}`) ?? Infinity))) best = i;
+    }
+    if (best < 0) return pieces;
+    pieces = [...pieces.slice(0, best), pieces[best] + pieces[best + 1], ...pieces.slice(best + 2)];
+  }
 }
 
 /** `merges.txt` text, with the header line transformers skips. */

@@ -64,10 +64,15 @@ const FLOAT_UNIFORM_SCALE = 2 ** -24;
 // cephes logf constants (avx_mathfun.h log256_ps), rounded to float32 as the kernel stores them
 const MIN_NORM_POS = 2 ** -126;
 const SQRTHF = fround(0.707106781186547524);
-const LOG_P = [
-  7.0376836292e-2, -1.151461031e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
-  2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1,
-].map(fround);
+const LOG_P0 = fround(7.0376836292e-2);
+const LOG_P1 = fround(-1.151461031e-1);
+const LOG_P2 = fround(1.1676998740e-1);
+const LOG_P3 = fround(-1.2420140846e-1);
+const LOG_P4 = fround(1.4249322787e-1);
+const LOG_P5 = fround(-1.6668057665e-1);
+const LOG_P6 = fround(2.0000714765e-1);
+const LOG_P7 = fround(-2.4999993993e-1);
+const LOG_P8 = fround(3.3333331174e-1);
 const LOG_Q1 = fround(-2.12194440e-4);
 const LOG_Q2 = fround(0.693359375);
 
@@ -99,8 +104,14 @@ function logKernel(input: number): number {
     x = fround(x + m);
   }
   const z = fround(x * x);
-  let y = LOG_P[0];
-  for (let k = 1; k < LOG_P.length; k++) y = fma32(y, x, LOG_P[k]);
+  let y = fma32(LOG_P0, x, LOG_P1);
+  y = fma32(y, x, LOG_P2);
+  y = fma32(y, x, LOG_P3);
+  y = fma32(y, x, LOG_P4);
+  y = fma32(y, x, LOG_P5);
+  y = fma32(y, x, LOG_P6);
+  y = fma32(y, x, LOG_P7);
+  y = fma32(y, x, LOG_P8);
   y = fround(y * x);
   y = fma32(y, z, fround(e * LOG_Q1));
   y = fround(y - fround(0.5 * z));
