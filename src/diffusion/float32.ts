@@ -20,3 +20,11 @@ export function fma32(a: number, b: number, c: number): number {
   if (error === 0) return rounded; // a true tie: fround already chose the even neighbour
   return error > 0 ? Math.max(rounded, mirror) : Math.min(rounded, mirror);
 }
+
+/** Rounds to the nearest integer, halves to even (numpy's `round`; JS `Math.round` rounds halves up). */
+export function roundHalfToEven(value: number): number {
+  const floor = Math.floor(value);
+  const fraction = value - floor;
+  if (fraction !== 0.5) return fraction < 0.5 ? floor : floor + 1;
+  return floor % 2 === 0 ? floor : floor + 1;
+}

@@ -1,7 +1,7 @@
 // SDXL-Lightning's scheduler: diffusers' EulerDiscreteScheduler with "trailing" spacing, float32 as on torch 2.x
 // (spec/lightning.md §3; diffusers schedulers/scheduling_euler_discrete.py). A schedule is a value, not a stateful object.
 
-import { fma32, fround } from './float32.js';
+import { fma32, fround, roundHalfToEven } from './float32.js';
 
 /** What the model's UNet predicts: noise (`epsilon`, the 2/4/8-step checkpoints) or the clean latent (`sample`, 1 step). */
 export type PredictionType = 'epsilon' | 'sample';
@@ -55,14 +55,6 @@ function trailingTimesteps(steps: number): number[] {
   const ratio = TRAIN_TIMESTEPS / steps;
   const delta = TRAIN_TIMESTEPS - ratio - TRAIN_TIMESTEPS;
   return Array.from({ length: steps }, (_, i) => roundHalfToEven(TRAIN_TIMESTEPS + i * delta) - 1);
-}
-
-function roundHalfToEven(value: number): number {
-  const floor = Math.floor(value);
-  const fraction = value - floor;
-  if (fraction > 0.5) return floor + 1;
-  if (fraction < 0.5) return floor;
-  return floor % 2 === 0 ? floor : floor + 1;
 }
 
 /**
