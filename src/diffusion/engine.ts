@@ -79,6 +79,8 @@ export class Engine {
   private readonly queue: Pending[] = [];
   private inFlight: Pending | undefined;
   private nextId = 1;
+  /** Set by the first successful start; requests made while a dead worker restarts wait for it. */
+  private started = false;
   private closing = false;
   private failure: EngineError | undefined;
   private restarts: number[] = [];
@@ -95,6 +97,7 @@ export class Engine {
   async start(): Promise<EngineInfo> {
     if (this.closing) throw new EngineError('closed', 'the engine is closed');
     this.info = await this.spawn();
+    this.started = true;
     this.logger.info({ ...this.info }, 'engine ready');
     return this.info;
   }
@@ -103,7 +106,7 @@ export class Engine {
   generate(request: PipelineRequest, onProgress?: (event: ProgressEvent) => void): Promise<GenerationOutput> {
     if (this.closing) return Promise.reject(new EngineError('closed', 'the engine is shutting down'));
     if (this.failure) return Promise.reject(this.failure);
-    if (!this.info) return Promise.reject(new EngineError('not_started', 'the engine has not started'));
+    if (!this.started) return Promise.reject(new EngineError('not_started', 'the engine has not started'));
     return new Promise((resolve, reject) => {
       this.queue.push({ id: this.nextId++, request, onProgress, resolve, reject });
       this.pump();

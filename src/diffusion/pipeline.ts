@@ -157,21 +157,32 @@ export async function loadPipeline(options: PipelineOptions, log: LogFn): Promis
   }
 }
 
-/** `cuda` must work or start-up fails; `auto` falls back to CPU, loudly, with the reason. */
+/**
+ * `cuda` must work or start-up fails; `auto` falls back to CPU, loudly, with the reason. CUDA is only tried when
+ * its provider libraries are installed and resolve: asking for it without them is what older onnxruntime-node
+ * versions crashed on, and a failed attempt leaves 1.30 aborting the process if the worker is later terminated.
+ */
 async function resolveProvider(options: PipelineOptions, probePath: string, probeLabel: string, log: LogFn): Promise<ResolvedProvider> {
   if (options.provider === 'cpu') return 'cpu';
-  try {
-    const probe = await OnnxModel.load(probePath, probeLabel, { provider: 'cuda', deviceId: options.deviceId });
-    await probe.release();
-    return 'cuda';
-  } catch (error) {
-    const reason = describeCudaProblem(await inspectCuda(), (error as Error).message);
-    if (options.provider === 'cuda') throw new Error(`EXECUTION_PROVIDER=cuda, but CUDA is not usable: ${reason}`, { cause: error });
-    log('warn', `CUDA is not usable, so images are made on the CPU, which takes minutes per image with the real model: ${reason}`, {
-      error: (error as Error).message,
-    });
-    return 'cpu';
+  const report = await inspectCuda();
+  let loadError: string | undefined;
+  if (report.missingProviderFiles.length === 0 && report.unresolvedLibraries.length === 0) {
+    try {
+      const probe = await OnnxModel.load(probePath, probeLabel, { provider: 'cuda', deviceId: options.deviceId });
+      await probe.release();
+      return 'cuda';
+    } catch (error) {
+      loadError = (error as Error).message;
+    }
   }
+  const reason = describeCudaProblem(report, loadError);
+  if (options.provider === 'cuda') throw new Error(`EXECUTION_PROVIDER=cuda, but CUDA is not usable: ${reason}`);
+  log('warn', `CUDA is not usable, so images are made on the CPU, which takes minutes per image with the real model: ${reason}`, {
+    ...(loadError ? { error: loadError } : {}),
+    missingProviderFiles: report.missingProviderFiles,
+    unresolvedLibraries: report.unresolvedLibraries,
+  });
+  return 'cpu';
 }
 
 type Loaded = {
