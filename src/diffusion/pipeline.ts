@@ -1,5 +1,6 @@
 // SDXL-Lightning text-to-image on ONNX models, step by step in the order of spec/lightning.md §0.
 
+import { relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { contractProblems, penultimateHiddenState, TEXT_ENCODER_2_CONTRACT, TEXT_ENCODER_CONTRACT, UNET_CONTRACT, VAE_DECODER_CONTRACT, type ModelContract } from './contract.js';
 import { describeCudaProblem, inspectCuda } from './cuda.js';
@@ -8,12 +9,10 @@ import { slerpNoise, torchRandn } from './noise.js';
 import { eulerStep, lightningSchedule, scaleModelInput, type PredictionType } from './scheduler.js';
 import { OnnxModel, type ResolvedProvider } from './session.js';
 import { encodePrompt, repeatEmbeddings, type TextEncoders } from './text-encoders.js';
+import type { ProviderChoice } from './provider.js';
 import { ClipTokenizer } from './tokenizer.js';
 import { decodeLatents, type RgbImage } from './vae.js';
-import { relative } from 'node:path';
 
-export type ProviderChoice = 'auto' | 'cuda' | 'cpu';
-export const PROVIDER_CHOICES = ['auto', 'cuda', 'cpu'] as const satisfies readonly ProviderChoice[];
 
 export type PipelineOptions = {
   modelDir: string;

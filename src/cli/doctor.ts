@@ -1,0 +1,138 @@
+// `npm run doctor`: checks the box the bot runs on — Node, onnxruntime-node, CUDA (and exactly why not), the GPU,
+// and the model folder. Exits 1 when the configured setup cannot work.
+
+import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
+import { describeCudaProblem, findModelFolder, inspectCuda, ModelFolderError, type ModelFolder } from '../diffusion/index.js';
+import { loadPipeline } from '../diffusion/pipeline.js';
+import { createGraph, encodeModel } from '../../models/tiny/onnx-writer.js';
+import { fail } from './output.js';
+
+const ok = (text: string): void => void process.stdout.write(`  ok    ${text}\n`);
+const warn = (text: string): void => void process.stdout.write(`  warn  ${text}\n`);
+const bad = (text: string): void => void process.stdout.write(`  FAIL  ${text}\n`);
+const section = (title: string): void => void process.stdout.write(`\n${title}\n`);
+
+/** A one-node model in memory, to learn whether a provider can create a session at all. */
+function probeModel(): Uint8Array {
+  const graph = createGraph('probe');
+  graph.input('x', 'float32', [1]);
+  graph.node('Identity', ['x'], ['y']);
+  graph.output('y', 'float32', [1]);
+  return encodeModel(graph).model;
+}
+
+/** A file's size in readable units, or undefined when it does not exist. */
+function fileSize(path: string): string | undefined {
+  let bytes: number;
+  try {
+    bytes = statSync(path).size;
+  } catch {
+    return undefined;
+  }
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let unit = 0;
+  while (bytes >= 1024 && unit < units.length - 1) {
+    bytes /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? bytes : bytes.toFixed(1)} ${units[unit]}`;
+}
+
+/** `model.onnx (size + external data size)`. */
+function describeModel(root: string, path: string): string {
+  const data = fileSize(`${path}_data`);
+  return `${relative(root, path)} (${fileSize(path) ?? '?'}${data ? ` + ${data} external data` : ''})`;
+}
+
+async function main(): Promise<void> {
+  loadDotEnv();
+  const { values } = parseArgs({ options: { load: { type: 'boolean', default: false } } });
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  let healthy = true;
+  const require = createRequire(import.meta.url);
+  const ortVersion = (require('onnxruntime-node/package.json') as { version: string }).version;
+
+  section('Runtime');
+  ok(`Node ${process.versions.node} on ${process.platform}-${process.arch}`);
+  ok(`onnxruntime-node ${ortVersion}; backends: ${ort.listSupportedBackends().map((b) => `${b.name}${b.bundled ? '' : ' (not bundled)'}`).join(', ')}`);
+
+  section('CUDA');
+  const report = await inspectCuda();
+  if (report.missingProviderFiles.length === 0) ok(`provider libraries present in ${report.bindingDir}`);
+  else warn(`provider libraries missing: ${report.missingProviderFiles.join(', ')} (in ${report.bindingDir})`);
+  if (report.unresolvedLibraries.length > 0) warn(`ldd cannot resolve: ${report.unresolvedLibraries.join(', ')}`);
+  else if (report.missingProviderFiles.length === 0) ok('ldd resolves every library the CUDA provider needs');
+  if (report.gpus.length > 0) for (const gpu of report.gpus) ok(`GPU ${gpu}`);
+  else warn(`no GPU: ${report.gpuError ?? 'nvidia-smi listed none'}`);
+  let cudaWorks = false;
+  let cudaError: string | undefined;
+  if (report.missingProviderFiles.length === 0 && report.unresolvedLibraries.length === 0) {
+    try {
+      const session = await ort.InferenceSession.create(probeModel(), { executionProviders: [{ name: 'cuda', deviceId: config.cudaDeviceId }] });
+      await session.release();
+      cudaWorks = true;
+      ok(`a CUDA session opens on device ${config.cudaDeviceId}`);
+    } catch (error) {
+      cudaError = (error as Error).message;
+      bad(`a CUDA session does not open: ${cudaError}`);
+    }
+  }
+  if (!cudaWorks) {
+    const why = describeCudaProblem(report, cudaError);
+    if (config.provider === 'cuda') {
+      bad(`EXECUTION_PROVIDER=cuda cannot work: ${why}`);
+      healthy = false;
+    } else if (config.provider === 'auto') {
+      warn(`EXECUTION_PROVIDER=auto will use the CPU (minutes per image with the real model): ${why}`);
+    }
+  }
+
+  section(`Model folder (MODEL_DIR=${config.modelDir})`);
+  let folder: ModelFolder | undefined;
+  try {
+    folder = findModelFolder(config.modelDir);
+    for (const [name, path] of [['text_encoder', folder.textEncoder], ['text_encoder_2', folder.textEncoder2], ['vae_decoder', folder.vaeDecoder]] as const) {
+      ok(`${name}: ${describeModel(folder.root, path)}`);
+    }
+    for (const unet of folder.unets) {
+      ok(`${unet.steps}-step UNet (${unet.prediction}): ${describeModel(folder.root, unet.model)}`);
+    }
+  } catch (error) {
+    if (!(error instanceof ModelFolderError)) throw error;
+    for (const problem of error.problems) bad(problem);
+    warn('see models/README.md for how to get the model folder');
+    healthy = false;
+  }
+  if (folder && values.load) {
+    const started = performance.now();
+    try {
+      const pipeline = await loadPipeline(
+        { modelDir: config.modelDir, provider: config.provider, deviceId: config.cudaDeviceId, cpuThreads: config.cpuThreads },
+        (level, message) => (level === 'info' ? undefined : warn(message)),
+      );
+      ok(`every session loads on ${pipeline.provider} and has the inputs and outputs the pipeline needs (${Math.round(performance.now() - started)} ms)`);
+      await pipeline.close();
+    } catch (error) {
+      for (const problem of error instanceof ModelFolderError ? error.problems : [(error as Error).message]) bad(problem);
+      healthy = false;
+    }
+  } else if (folder) {
+    process.stdout.write('  (run `npm run doctor -- --load` to load every model and check its inputs and outputs)\n');
+  }
+
+  process.stdout.write(`\n${healthy ? 'The bot can run with this setup.' : 'The bot cannot run with this setup yet: fix the FAIL lines above.'}\n`);
+  process.exit(healthy ? 0 : 1);
+}
+
+await main();

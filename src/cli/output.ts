@@ -1,0 +1,29 @@
+// What the command-line tools share: a logger that prints readable lines, and failing with one clear message.
+
+import { Writable } from 'node:stream';
+import { createLogger, type Logger, type LogLevel } from '../logger.js';
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warning', 50: 'error', 60: 'fatal' };
+
+/** The one logger, printing `warning: message (key=value …)` lines on stderr instead of JSON. */
+export function createCliLogger(level: LogLevel = 'warn'): Logger {
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) {
+        const { level: number, msg, time: _time, pid: _pid, hostname: _host, name: _name, part: _part, ...rest } = JSON.parse(line) as Record<string, unknown>;
+        const details = Object.entries(rest)
+          .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+          .join(' ');
+        process.stderr.write(`${LEVEL_NAMES[number as number] ?? 'log'}: ${String(msg)}${details ? ` (${details})` : ''}\n`);
+      }
+      done();
+    },
+  });
+  return createLogger({ level, destination });
+}
+
+/** Prints the message on stderr and exits with status 1 (2 for a usage error). */
+export function fail(message: string, status: 1 | 2 = 1): never {
+  process.stderr.write(`${message.trimEnd()}\n`);
+  process.exit(status);
+}
