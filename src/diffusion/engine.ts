@@ -1,8 +1,8 @@
-// The main-thread handle of the diffusion engine: owns the worker thread, queues requests, restarts a dead worker.
+// The bot's handle on the diffusion engine: owns the worker process, queues requests, restarts a dead worker.
 
+import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import type { Logger } from '../logger.js';
 import type { PipelineOptions, PipelineRequest, ProgressEvent, StageTimings } from './pipeline.js';
 import type { FailureKind, FromWorker, SerializedError, ToWorker, WorkerImage } from './protocol.js';
@@ -12,14 +12,14 @@ import type { ResolvedProvider } from './session.js';
 export type EngineOptions = PipelineOptions & {
   /** How long start-up (loading every session) may take before it counts as failed. */
   startTimeoutMs?: number;
-  /** How long `close()` waits for the running request before stopping the worker. */
+  /** How long `close()` waits for the running request before killing the worker. */
   closeTimeoutMs?: number;
 };
 
 export type EngineDeps = {
   logger: Logger;
-  /** Makes the worker; tests use it to hold the real worker and stop it from outside. */
-  createWorker?: (url: URL) => Worker;
+  /** Starts the worker process from its script path; tests use it to hold the real worker and kill it. */
+  startWorker?: (script: string) => ChildProcess;
 };
 
 export type EngineInfo = { provider: ResolvedProvider; steps: readonly number[]; modelDir: string };
@@ -58,24 +58,31 @@ const RESTART_WINDOW_MS = 60_000;
 const MAX_RESTARTS_IN_WINDOW = 3;
 
 /**
- * The worker always runs compiled JavaScript from `dist/` (Node 20 cannot start a `.ts` worker): next to this file
+ * The worker always runs compiled JavaScript from `dist/` (Node 20 cannot start a `.ts` file): next to this file
  * when it runs from `dist/`, and from the build when the TypeScript source runs under the test runner.
  */
-export function workerUrl(): URL {
+export function workerScript(): string {
   const own = import.meta.url;
-  const url = own.endsWith('.ts') ? new URL('../../dist/src/diffusion/worker.js', own) : new URL('./worker.js', own);
-  if (!existsSync(fileURLToPath(url))) {
-    throw new EngineError('internal', `the engine worker ${fileURLToPath(url)} is missing; run \`npm run build\` first`);
-  }
-  return url;
+  const script = fileURLToPath(own.endsWith('.ts') ? new URL('../../dist/src/diffusion/worker.js', own) : new URL('./worker.js', own));
+  if (!existsSync(script)) throw new EngineError('internal', `the engine worker ${script} is missing; run \`npm run build\` first`);
+  return script;
+}
+
+/**
+ * A separate Node process, not a worker thread: a native abort in onnxruntime or CUDA then ends only the worker,
+ * and killing a worker in the middle of a run is safe (terminating a worker thread there aborted the whole process
+ * about one time in three with onnxruntime-node 1.30). 'advanced' serialization carries typed arrays.
+ */
+function startWorkerProcess(script: string): ChildProcess {
+  return fork(script, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 export class Engine {
   info: EngineInfo | undefined;
   private readonly options: EngineOptions;
   private readonly logger: Logger;
-  private readonly makeWorker: (url: URL) => Worker;
-  private worker: Worker | undefined;
+  private readonly startWorker: (script: string) => ChildProcess;
+  private worker: ChildProcess | undefined;
   private readonly queue: Pending[] = [];
   private inFlight: Pending | undefined;
   private nextId = 1;
@@ -90,7 +97,7 @@ export class Engine {
   constructor(options: EngineOptions, deps: EngineDeps) {
     this.options = options;
     this.logger = deps.logger.child({ part: 'engine' });
-    this.makeWorker = deps.createWorker ?? ((url) => new Worker(url));
+    this.startWorker = deps.startWorker ?? startWorkerProcess;
   }
 
   /** Starts the worker and loads the models; rejects with an EngineError that says what is wrong. */
@@ -129,23 +136,23 @@ export class Engine {
       this.closedWaiter = resolve;
     });
     this.post({ type: 'close' });
-    const timeout = setTimeout(() => void worker.terminate(), this.options.closeTimeoutMs ?? 30_000);
+    const timeout = setTimeout(() => worker.kill('SIGKILL'), this.options.closeTimeoutMs ?? 30_000);
     await closed;
     clearTimeout(timeout);
     this.logger.info('engine closed');
   }
 
   private spawn(): Promise<EngineInfo> {
-    const worker = this.makeWorker(workerUrl());
+    const worker = this.startWorker(workerScript());
     this.worker = worker;
     worker.on('message', (message: FromWorker) => this.onMessage(message));
-    worker.on('error', (error) => this.logger.error({ err: error }, 'engine worker threw'));
-    worker.on('exit', (code) => this.onExit(worker, code));
+    worker.on('error', (error) => this.logger.error({ err: error }, 'engine worker process error'));
+    worker.on('exit', (code, signal) => this.onExit(worker, code, signal));
     return new Promise<EngineInfo>((resolve, reject) => {
       const timeout = setTimeout(
         () => {
           this.startWaiter = undefined;
-          void worker.terminate();
+          worker.kill('SIGKILL');
           reject(new EngineError('model', `loading the models took longer than ${Math.round((this.options.startTimeoutMs ?? 600_000) / 1000)} s`));
         },
         this.options.startTimeoutMs ?? 600_000,
@@ -157,7 +164,7 @@ export class Engine {
         },
         reject: (error) => {
           clearTimeout(timeout);
-          void worker.terminate();
+          worker.kill('SIGKILL');
           reject(error);
         },
       };
@@ -167,7 +174,7 @@ export class Engine {
   }
 
   private post(message: ToWorker): void {
-    this.worker?.postMessage(message);
+    if (this.worker?.connected) this.worker.send(message);
   }
 
   private pump(): void {
@@ -221,15 +228,16 @@ export class Engine {
     }
   }
 
-  private onExit(worker: Worker, code: number): void {
+  private onExit(worker: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (worker !== this.worker) return;
     this.worker = undefined;
     if (this.closing) {
       this.closedWaiter?.();
       return;
     }
-    const crashed = new EngineError('crashed', `the engine worker stopped unexpectedly (exit code ${code})`);
-    this.logger.error({ code, inFlight: this.inFlight && describeRequest(this.inFlight.request) }, 'engine worker exited');
+    const how = signal ? `signal ${signal}` : `exit code ${code}`;
+    const crashed = new EngineError('crashed', `the engine worker stopped unexpectedly (${how})`);
+    this.logger.error({ code, signal, inFlight: this.inFlight && describeRequest(this.inFlight.request) }, 'engine worker exited');
     if (this.startWaiter) {
       const waiter = this.startWaiter;
       this.startWaiter = undefined;

@@ -1,4 +1,4 @@
-// The typed messages between the main thread's engine handle and the worker thread that runs the pipeline.
+// The typed messages between the bot's engine handle and the worker process that runs the pipeline.
 
 import type { PipelineOptions, PipelineRequest, ProgressEvent, StageTimings } from './pipeline.js';
 import type { ResolvedProvider } from './session.js';
@@ -17,6 +17,7 @@ export type ToWorker =
   | { type: 'generate'; id: number; request: PipelineRequest }
   | { type: 'close' };
 
+/** HWC RGB bytes of one image, as the worker sends it back. */
 export type WorkerImage = { width: number; height: number; data: Uint8Array };
 
 export type FromWorker =

@@ -17,7 +17,9 @@ export type ValueSpec = { name: string; type: string; shape: readonly (number | 
 
 /**
  * A value for one input, before conversion to the input's declared type: floats as float32 (converted to float16
- * when the model wants it), integers as Int32Array (widened to int64 when the model wants it).
+ * when the model wants it), integers as Int32Array (widened to int64 when the model wants it). Feeds are never
+ * changed after they are given: a float16 conversion is kept per array and reused (the prompt embeddings are fed
+ * to every UNet step).
  */
 export type Feed = { values: Float32Array | Int32Array; dims: readonly number[] };
 
@@ -46,6 +48,7 @@ export class OnnxModel {
   /** Milliseconds the last `run` spent inside onnxruntime (feed conversion and checks excluded). */
   lastRunMs = 0;
   private readonly session: ort.InferenceSession;
+  private readonly halfCache = new WeakMap<Float32Array | Int32Array, Uint16Array>();
   /** Called with each input's name, type and dims (never data) when `run` fails. */
   private readonly onRunFailure: (details: Record<string, unknown>) => void;
 
@@ -115,9 +118,18 @@ export class OnnxModel {
       const feed = feeds[name];
       if (!feed) throw new FeedError(`${this.label}: input "${name}" was not given`);
       const dims = fitDims(feed, spec, this.label);
-      tensors[name] = toTensor(feed.values, spec, dims, this.label);
+      tensors[name] = spec.type === 'float16' ? new ort.Tensor('float16', this.toHalf(feed.values), dims) : toTensor(feed.values, spec, dims, this.label);
     }
     return tensors;
+  }
+
+  private toHalf(values: Float32Array | Int32Array): Uint16Array {
+    let half = this.halfCache.get(values);
+    if (!half) {
+      half = float32ToFloat16(values instanceof Float32Array ? values : Float32Array.from(values));
+      this.halfCache.set(values, half);
+    }
+    return half;
   }
 }
 
@@ -162,8 +174,6 @@ function toTensor(values: Float32Array | Int32Array, spec: ValueSpec, dims: read
   switch (spec.type) {
     case 'float32':
       return new ort.Tensor('float32', values instanceof Float32Array ? values : Float32Array.from(values), dims);
-    case 'float16':
-      return new ort.Tensor('float16', float32ToFloat16(values instanceof Float32Array ? values : Float32Array.from(values)), dims);
     case 'int64':
       return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(Math.round(v))), dims);
     case 'int32':

@@ -1,18 +1,15 @@
-// The engine's worker thread: a thin message loop around the pipeline, so onnxruntime's blocking run never stalls
-// the bot's main thread.
-
-import { parentPort, type MessagePort } from 'node:worker_threads';
+// The engine's worker process: a thin message loop around the pipeline, so onnxruntime's blocking run never stalls
+// the bot, and a native crash of onnxruntime (or CUDA) ends this process, not the bot.
 import { ModelFolderError } from './model-folder.js';
 import { loadPipeline, type Pipeline } from './pipeline.js';
 import type { FailureKind, FromWorker, SerializedError, ToWorker } from './protocol.js';
 
-function requirePort(): MessagePort {
-  if (!parentPort) throw new Error('worker.ts runs as a worker thread started by the engine (engine.ts)');
-  return parentPort;
-}
-const port = requirePort();
+if (!process.send) throw new Error('worker.js runs as a child process started by the engine (engine.ts), with an IPC channel');
 
-const send = (message: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
+const send = (message: FromWorker): Promise<void> =>
+  new Promise((resolve) => {
+    process.send!(message, undefined, undefined, () => resolve());
+  });
 
 function serialize(error: unknown): SerializedError {
   const err = error instanceof Error ? error : new Error(String(error));
@@ -29,7 +26,7 @@ async function handle(message: ToWorker): Promise<void> {
     case 'start':
       try {
         pipeline = await loadPipeline(message.options, (level, text, details) => send({ type: 'log', level, message: text, details }));
-        send({ type: 'ready', provider: pipeline.provider, steps: [...pipeline.steps], modelDir: pipeline.folder.root });
+        await send({ type: 'ready', provider: pipeline.provider, steps: [...pipeline.steps], modelDir: pipeline.folder.root });
       } catch (error) {
         send({ type: 'start-failed', error: serialize(error) });
       }
@@ -42,10 +39,7 @@ async function handle(message: ToWorker): Promise<void> {
       try {
         const result = await pipeline.generate(message.request, (event) => send({ type: 'progress', id: message.id, event }));
         const images = result.images.map(({ width, height, data }) => ({ width, height, data }));
-        send(
-          { type: 'result', id: message.id, images, timings: result.timings, truncated: result.truncated, prediction: result.prediction },
-          images.map((image) => image.data.buffer as ArrayBuffer),
-        );
+        await send({ type: 'result', id: message.id, images, timings: result.timings, truncated: result.truncated, prediction: result.prediction });
       } catch (error) {
         send({ type: 'failed', id: message.id, error: serialize(error) });
       }
@@ -54,12 +48,13 @@ async function handle(message: ToWorker): Promise<void> {
     case 'close':
       await pipeline?.close();
       pipeline = undefined;
-      send({ type: 'closed' });
-      port.close();
-      return;
+      await send({ type: 'closed' });
+      process.exit(0);
   }
 }
 
-port.on('message', (message: ToWorker) => {
+process.on('message', (message: ToWorker) => {
   chain = chain.then(() => handle(message));
 });
+// the bot is gone (even killed with -9): nobody will read the results
+process.on('disconnect', () => process.exit(0));

@@ -1,14 +1,23 @@
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, EngineError, type Engine } from '../../../src/diffusion/engine.js';
 import type { PipelineRequest } from '../../../src/diffusion/pipeline.js';
 import { createLogger } from '../../../src/logger.js';
+import { encodePng } from '../../../src/render/index.js';
 import { writeTinyModelFolder } from '../../../models/tiny/generate.js';
 import { attr, createGraph, writeModel } from '../../../models/tiny/onnx-writer.js';
+
+/** Kills a worker process as a native crash would end it, and waits until it is gone. */
+async function kill(worker: ChildProcess): Promise<void> {
+  const exited = once(worker, 'exit');
+  expect(worker.kill('SIGKILL')).toBe(true);
+  await exited;
+}
 
 /** A logger whose JSON lines the test can read. */
 function captureLogger(): { logger: ReturnType<typeof createLogger>; lines: Record<string, unknown>[] } {
@@ -38,9 +47,9 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-describe('the engine in its worker thread', () => {
+describe('the engine in its worker process', () => {
   let engine: Engine;
-  let workers: Worker[];
+  let workers: ChildProcess[];
   const { logger, lines } = captureLogger();
 
   beforeAll(async () => {
@@ -49,8 +58,8 @@ describe('the engine in its worker thread', () => {
       { modelDir: dir, provider: 'auto', deviceId: 0 },
       {
         logger,
-        createWorker: (url) => {
-          const worker = new Worker(url);
+        startWorker: (script) => {
+          const worker = fork(script, [], { serialization: 'advanced', execArgv: [] });
           workers.push(worker);
           return worker;
         },
@@ -109,7 +118,7 @@ describe('the engine in its worker thread', () => {
     const running = engine.generate(small({ width: 1024, height: 1024, steps: 8, images: [0, 1, 2, 3].map((seed) => ({ seed })) }));
     const queued = engine.generate(small({ images: [{ seed: 5 }] }));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    await workers[workers.length - 1].terminate();
+    await kill(workers[workers.length - 1]);
     await expect(running).rejects.toMatchObject({ code: 'crashed' });
     const after = await queued;
     expect(after.images).toHaveLength(1);
@@ -117,12 +126,57 @@ describe('the engine in its worker thread', () => {
     expect(lines.some((line) => line.msg === 'engine worker restarted')).toBe(true);
   });
 
+  it('hands the next request to the worker as soon as a result is back, so encoding one overlaps the next', async () => {
+    const events: string[] = [];
+    const request = small({ width: 1024, height: 1024 });
+    const first = engine.generate(request);
+    const second = engine.generate(request, (event) => {
+      if (event.stage === 'text') events.push('second started');
+    });
+    const output = await first;
+    events.push('first back');
+    await encodePng(output.images[0]);
+    events.push('first encoded');
+    await second;
+    expect(events).toEqual(['first back', 'second started', 'first encoded']);
+  });
+
   it('makes the same pixels after a restart', async () => {
     const before = (await engine.generate(small({ images: [{ seed: 9 }] }))).images[0].data;
-    await workers[workers.length - 1].terminate();
+    await kill(workers[workers.length - 1]);
     // asked while the worker restarts: the request waits for it instead of failing
     const after = (await engine.generate(small({ images: [{ seed: 9 }] }))).images[0].data;
     expect(Buffer.compare(Buffer.from(before), Buffer.from(after))).toBe(0);
+  });
+});
+
+describe('a worker that keeps dying', () => {
+  it('is restarted three times within a minute, then the engine says it is out of service', async () => {
+    const workers: ChildProcess[] = [];
+    const { logger } = captureLogger();
+    const engine = createEngine(
+      { modelDir: dir, provider: 'cpu', deviceId: 0, lazyUnets: true },
+      {
+        logger,
+        startWorker: (script) => {
+          const worker = fork(script, [], { serialization: 'advanced', execArgv: [] });
+          workers.push(worker);
+          return worker;
+        },
+      },
+    );
+    await engine.start();
+    try {
+      for (let death = 1; death <= 3; death++) {
+        await kill(workers[workers.length - 1]);
+        expect((await engine.generate(small())).images).toHaveLength(1);
+      }
+      expect(workers).toHaveLength(4);
+      await kill(workers[workers.length - 1]);
+      await expect(engine.generate(small())).rejects.toMatchObject({ code: 'crashed', message: expect.stringContaining('died 4 times within a minute') });
+    } finally {
+      await engine.close();
+    }
   });
 });
 
