@@ -2,6 +2,7 @@
 
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { ASPECTS, type Aspect } from './core/request.js';
 import { PROVIDER_CHOICES, type ProviderChoice } from './diffusion/provider.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 
@@ -17,6 +18,23 @@ export type Config = {
   variationStrength: number;
   dataDir: string;
   logLevel: LogLevel;
+  /** Discord is enabled when its token and application id are set. */
+  discord: { token: string; applicationId: string; guildId: string | undefined; apiUrl: string | undefined } | undefined;
+  defaults: { steps: number; count: number; aspect: Aspect };
+  blockedWords: string[];
+  allowedChannels: string[];
+  limits: {
+    userBurst: number;
+    userRefillMs: number;
+    maxQueuedPerUser: number;
+    guildDailyImages: number | null;
+    maxQueueLength: number;
+    exemptUsers: string[];
+    bannedUsers: string[];
+    redisUrl: string | undefined;
+  };
+  imageCacheBytes: number;
+  stopTimeoutMs: number;
 };
 
 /** Every setting the bot reads, its default and its meaning (README and .env.example list the same). */
@@ -29,6 +47,25 @@ export const SETTINGS = {
   VARIATION_STRENGTH: { default: '0.25', help: 'how far V1–V4 variations move from their image, 0–1' },
   DATA_DIR: { default: 'data', help: 'where the bot keeps its database and image cache' },
   LOG_LEVEL: { default: 'info', help: `log detail: ${LOG_LEVELS.join(', ')}` },
+  DISCORD_TOKEN: { default: '', help: 'the bot token (Discord developer portal → Bot); with DISCORD_APPLICATION_ID it enables Discord' },
+  DISCORD_APPLICATION_ID: { default: '', help: 'the application id (developer portal → General Information)' },
+  DISCORD_GUILD_ID: { default: '', help: 'register commands to this one server (instant) instead of globally' },
+  DISCORD_API_URL: { default: '', help: "REST base URL (default Discord's): a REST proxy, or a local fake in tests" },
+  DEFAULT_STEPS: { default: '4', help: 'steps when a request names none (an installed step count)' },
+  DEFAULT_COUNT: { default: '4', help: 'images per request when it names none, 1–4' },
+  DEFAULT_ASPECT: { default: '1:1', help: `aspect ratio when a request names none: ${ASPECTS.join(', ')}` },
+  BLOCKED_WORDS: { default: '', help: 'comma-separated words refused in prompts (whole words, any case)' },
+  ALLOWED_CHANNELS: { default: '', help: 'comma-separated channel ids where images may be made (empty: all; DMs always)' },
+  USER_BURST: { default: '5', help: 'requests a member may make at once before waiting for refills' },
+  USER_REFILL_SECONDS: { default: '60', help: 'seconds until a member gets one more request back' },
+  MAX_QUEUED_PER_USER: { default: '2', help: 'waiting requests per member' },
+  GUILD_DAILY_IMAGES: { default: '', help: 'images per server (or Slack workspace) per UTC day (empty: no quota)' },
+  MAX_QUEUE_LENGTH: { default: '50', help: 'waiting requests in all; more are refused' },
+  EXEMPT_USERS: { default: '', help: 'comma-separated platform:user ids free of limits, e.g. discord:1234' },
+  BANNED_USERS: { default: '', help: 'comma-separated platform:user ids who may not use the bot' },
+  REDIS_URL: { default: '', help: 'share limits between bot processes through Redis, e.g. redis://127.0.0.1:6379' },
+  IMAGE_CACHE_MB: { default: '2048', help: 'disk space for full-size images kept for U1–U4' },
+  STOP_TIMEOUT_SECONDS: { default: '60', help: 'how long a stop waits for the running image' },
 } as const satisfies Record<string, { default: string; help: string }>;
 
 type SettingName = keyof typeof SETTINGS;
@@ -75,6 +112,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     return Number(SETTINGS[name].default);
   };
   const flag = (name: SettingName): boolean => oneOf(name, ['true', 'false'] as const) === 'true';
+  const list = (name: SettingName): string[] =>
+    raw(name)
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean);
+  const optional = (name: SettingName): string | undefined => raw(name) || undefined;
+  const userKeys = (name: SettingName): string[] => {
+    const keys = list(name);
+    for (const key of keys) if (!/^(discord|slack):[A-Za-z0-9]+$/.test(key)) problems.push(`${name} entries look like discord:1234 or slack:U0123; found "${key}"`);
+    return keys;
+  };
+  const discordToken = optional('DISCORD_TOKEN');
+  const discordApplication = optional('DISCORD_APPLICATION_ID');
+  if (Boolean(discordToken) !== Boolean(discordApplication)) {
+    problems.push('DISCORD_TOKEN and DISCORD_APPLICATION_ID enable Discord together; set both or neither');
+  }
+  const apiUrl = optional('DISCORD_API_URL');
+  if (apiUrl && !/^https?:\/\//.test(apiUrl)) problems.push(`DISCORD_API_URL must be an http(s) URL; found "${apiUrl}"`);
+  const redisUrl = optional('REDIS_URL');
+  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL must start with redis:// or rediss://; found "${redisUrl}"`);
 
   const config: Config = {
     modelDir: resolve(raw('MODEL_DIR')),
@@ -85,6 +142,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     variationStrength: fraction('VARIATION_STRENGTH'),
     dataDir: resolve(raw('DATA_DIR')),
     logLevel: oneOf('LOG_LEVEL', LOG_LEVELS),
+    discord:
+      discordToken && discordApplication ? { token: discordToken, applicationId: discordApplication, guildId: optional('DISCORD_GUILD_ID'), apiUrl } : undefined,
+    defaults: {
+      steps: integer('DEFAULT_STEPS', 1, 50) ?? 4,
+      count: integer('DEFAULT_COUNT', 1, 4) ?? 4,
+      aspect: oneOf('DEFAULT_ASPECT', ASPECTS),
+    },
+    blockedWords: list('BLOCKED_WORDS'),
+    allowedChannels: list('ALLOWED_CHANNELS'),
+    limits: {
+      userBurst: integer('USER_BURST', 1, 10_000) ?? 5,
+      userRefillMs: (integer('USER_REFILL_SECONDS', 1, 86_400) ?? 60) * 1000,
+      maxQueuedPerUser: integer('MAX_QUEUED_PER_USER', 1, 1000) ?? 2,
+      guildDailyImages: integer('GUILD_DAILY_IMAGES', 1, 1_000_000) ?? null,
+      maxQueueLength: integer('MAX_QUEUE_LENGTH', 1, 100_000) ?? 50,
+      exemptUsers: userKeys('EXEMPT_USERS'),
+      bannedUsers: userKeys('BANNED_USERS'),
+      redisUrl,
+    },
+    imageCacheBytes: (integer('IMAGE_CACHE_MB', 0, 10_000_000) ?? 2048) * 2 ** 20,
+    stopTimeoutMs: (integer('STOP_TIMEOUT_SECONDS', 1, 3600) ?? 60) * 1000,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

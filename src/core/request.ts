@@ -41,3 +41,41 @@ export function randomSeed(): Seed {
 export function isSeed(value: number): value is Seed {
   return Number.isSafeInteger(value) && value >= 0;
 }
+
+export type Platform = 'discord' | 'slack';
+export const PLATFORMS = ['discord', 'slack'] as const satisfies readonly Platform[];
+
+/** Most images in one request: a 2×2 grid. */
+export const MAX_IMAGES = 4;
+
+/** One slerp toward another seed's noise: a step in a variation's history. */
+export type NoiseStep = { seed: Seed; strength: number };
+
+/**
+ * One validated request for images. Image i of the request uses seed + i. A variation (V1–V4) starts instead from
+ * its parent image's noise — `parentSeed`'s noise, slerped through `parentSteps` when the parent was itself a
+ * variation — slerped toward the noise of seed + i by `strength`.
+ */
+export type GenerationRequest = {
+  prompt: string;
+  steps: number;
+  seed: Seed;
+  aspect: Aspect;
+  count: number;
+  variation?: { parentSeed: Seed; parentSteps: readonly NoiseStep[]; strength: number };
+};
+
+/** How the engine makes image i's starting noise: `torchRandn(seed)`, then each slerp in order. */
+export type ImageNoise = { seed: Seed; variations?: readonly NoiseStep[] };
+
+/** The per-image noise recipes of a request, for the engine. */
+export function imageNoise(request: GenerationRequest): ImageNoise[] {
+  return Array.from({ length: request.count }, (_, i) => imageRecipe(request, i));
+}
+
+/** Image i's noise recipe; a variation of it starts from exactly this (see `GenerationRequest`). */
+export function imageRecipe(request: GenerationRequest, index: number): ImageNoise {
+  if (!request.variation) return { seed: request.seed + index };
+  const { parentSeed, parentSteps, strength } = request.variation;
+  return { seed: parentSeed, variations: [...parentSteps, { seed: request.seed + index, strength }] };
+}

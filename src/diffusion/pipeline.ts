@@ -27,8 +27,11 @@ export type PipelineOptions = {
 
 export type LogFn = (level: 'info' | 'warn' | 'error', message: string, details?: Record<string, unknown>) => void;
 
-/** How one image's starting noise is made: `torchRandn(seed)`, or slerped toward another seed's noise for a variation. */
-export type NoiseSpec = { seed: number; variation?: { seed: number; strength: number } };
+/**
+ * How one image's starting noise is made: `torchRandn(seed)`, then slerped toward each variation seed's noise in
+ * turn (a variation of a variation has two steps).
+ */
+export type NoiseSpec = { seed: number; variations?: readonly { seed: number; strength: number }[] };
 
 export type PipelineRequest = {
   prompt: string;
@@ -289,8 +292,7 @@ function checkRequest(folder: ModelFolder, request: PipelineRequest): UnetEntry 
   }
   for (const spec of request.images) {
     if (!Number.isSafeInteger(spec.seed) || spec.seed < 0) throw new RangeError(`seeds must be integers from 0 to 2^53 − 1, got ${spec.seed}`);
-    if (spec.variation) {
-      const { seed, strength } = spec.variation;
+    for (const { seed, strength } of spec.variations ?? []) {
       if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`variation seeds must be integers from 0 to 2^53 − 1, got ${seed}`);
       if (!(strength >= 0 && strength <= 1)) throw new RangeError(`variation strength must be between 0 and 1, got ${strength}`);
     }
@@ -299,9 +301,9 @@ function checkRequest(folder: ModelFolder, request: PipelineRequest): UnetEntry 
   return entry;
 }
 
-/** One image's unit noise: its seed's `torch.randn`, or that slerped toward the variation seed's noise. */
+/** One image's unit noise: its seed's `torch.randn`, slerped toward each variation seed's noise in turn. */
 function imageNoise(spec: NoiseSpec, shape: readonly number[]): Float32Array {
-  const base = torchRandn(spec.seed, shape);
-  if (!spec.variation) return base;
-  return slerpNoise(base, torchRandn(spec.variation.seed, shape), spec.variation.strength);
+  let noise = torchRandn(spec.seed, shape);
+  for (const { seed, strength } of spec.variations ?? []) noise = slerpNoise(noise, torchRandn(seed, shape), strength);
+  return noise;
 }

@@ -186,3 +186,9 @@ function assertLossyStep(step: LossyStep): void {
     throw new RangeError(`a lossy step is webp or jpeg with an integer quality from 1 to 100, got ${JSON.stringify(step)}`);
   }
 }
+
+/** Decodes an encoded image (PNG, WebP, JPEG) back to RGB bytes, for re-encoding a cached file to a smaller budget. */
+export async function decodeImage(data: Buffer): Promise<RgbImage> {
+  const { data: pixels, info } = await sharp(data).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.length) };
+}

@@ -16,6 +16,7 @@ export {
 export {
   encodePng,
   encodeForUpload,
+  decodeImage,
   OverBudgetError,
   IMAGE_FORMATS,
   LOSSY_STEPS,

@@ -5,6 +5,13 @@ import { ConfigError, loadConfig, SETTINGS } from '../../src/config.js';
 describe('loadConfig', () => {
   it('has defaults for everything', () => {
     expect(loadConfig({})).toEqual({
+      discord: undefined,
+      defaults: { steps: 4, count: 4, aspect: '1:1' },
+      blockedWords: [],
+      allowedChannels: [],
+      limits: { userBurst: 5, userRefillMs: 60_000, maxQueuedPerUser: 2, guildDailyImages: null, maxQueueLength: 50, exemptUsers: [], bannedUsers: [], redisUrl: undefined },
+      imageCacheBytes: 2048 * 2 ** 20,
+      stopTimeoutMs: 60_000,
       modelDir: resolve('models/sdxl-lightning'),
       provider: 'auto',
       cudaDeviceId: 0,
@@ -27,7 +34,7 @@ describe('loadConfig', () => {
       DATA_DIR: '/var/lib/bot',
       LOG_LEVEL: 'debug',
     });
-    expect(config).toEqual({
+    expect(config).toMatchObject({
       modelDir: '/models/lightning',
       provider: 'cuda',
       cudaDeviceId: 1,
@@ -37,6 +44,35 @@ describe('loadConfig', () => {
       dataDir: '/var/lib/bot',
       logLevel: 'debug',
     });
+  });
+
+  it('reads the Discord, policy and limit settings', () => {
+    const config = loadConfig({
+      DISCORD_TOKEN: 'token',
+      DISCORD_APPLICATION_ID: '123',
+      DISCORD_GUILD_ID: '456',
+      DISCORD_API_URL: 'http://127.0.0.1:9999/api',
+      BLOCKED_WORDS: ' gore, nsfw ,,',
+      ALLOWED_CHANNELS: '1,2',
+      USER_BURST: '3',
+      USER_REFILL_SECONDS: '30',
+      GUILD_DAILY_IMAGES: '200',
+      EXEMPT_USERS: 'discord:1,slack:U02',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      DEFAULT_ASPECT: '16:9',
+    });
+    expect(config.discord).toEqual({ token: 'token', applicationId: '123', guildId: '456', apiUrl: 'http://127.0.0.1:9999/api' });
+    expect(config.blockedWords).toEqual(['gore', 'nsfw']);
+    expect(config.allowedChannels).toEqual(['1', '2']);
+    expect(config.limits).toMatchObject({ userBurst: 3, userRefillMs: 30_000, guildDailyImages: 200, exemptUsers: ['discord:1', 'slack:U02'], redisUrl: 'redis://127.0.0.1:6379' });
+    expect(config.defaults.aspect).toBe('16:9');
+  });
+
+  it('says when only half of the Discord settings are there, and what else is malformed', () => {
+    expect(() => loadConfig({ DISCORD_TOKEN: 'token' })).toThrow('DISCORD_TOKEN and DISCORD_APPLICATION_ID enable Discord together; set both or neither');
+    expect(() => loadConfig({ EXEMPT_USERS: '1234' })).toThrow('EXEMPT_USERS entries look like discord:1234 or slack:U0123; found "1234"');
+    expect(() => loadConfig({ REDIS_URL: 'localhost:6379' })).toThrow('REDIS_URL must start with redis:// or rediss://; found "localhost:6379"');
+    expect(() => loadConfig({ DEFAULT_COUNT: '9' })).toThrow('DEFAULT_COUNT must be a whole number from 1 to 4; found "9"');
   });
 
   it('treats empty values as unset', () => {

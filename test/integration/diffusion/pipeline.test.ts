@@ -84,9 +84,9 @@ describe('the pipeline on the tiny model folder', () => {
 
   it('mixes in the variation seed by its strength', async () => {
     const plain = (await pipeline.generate(request({ images: [{ seed: 7 }] }))).images[0].data;
-    const none = (await pipeline.generate(request({ images: [{ seed: 7, variation: { seed: 99, strength: 0 } }] }))).images[0].data;
-    const slight = (await pipeline.generate(request({ images: [{ seed: 7, variation: { seed: 99, strength: 0.2 } }] }))).images[0].data;
-    const full = (await pipeline.generate(request({ images: [{ seed: 7, variation: { seed: 99, strength: 1 } }] }))).images[0].data;
+    const none = (await pipeline.generate(request({ images: [{ seed: 7, variations: [{ seed: 99, strength: 0 }] }] }))).images[0].data;
+    const slight = (await pipeline.generate(request({ images: [{ seed: 7, variations: [{ seed: 99, strength: 0.2 }] }] }))).images[0].data;
+    const full = (await pipeline.generate(request({ images: [{ seed: 7, variations: [{ seed: 99, strength: 1 }] }] }))).images[0].data;
     const other = (await pipeline.generate(request({ images: [{ seed: 99 }] }))).images[0].data;
     expect(compareBytes(plain, none).maxDiff).toBeLessThanOrEqual(1);
     expect(compareBytes(full, other).maxDiff).toBeLessThanOrEqual(1);
@@ -117,7 +117,7 @@ describe('the pipeline on the tiny model folder', () => {
     await expect(pipeline.generate(request({ width: 100 }))).rejects.toThrow('width must be a multiple of 8 of at least 64, got 100');
     await expect(pipeline.generate(request({ images: [] }))).rejects.toThrow('a request makes 1 to 8 images, got 0');
     await expect(pipeline.generate(request({ images: [{ seed: -1 }] }))).rejects.toThrow(/seeds must be integers/);
-    await expect(pipeline.generate(request({ images: [{ seed: 1, variation: { seed: 2, strength: 2 } }] }))).rejects.toThrow(/strength must be between 0 and 1/);
+    await expect(pipeline.generate(request({ images: [{ seed: 1, variations: [{ seed: 2, strength: 2 }] }] }))).rejects.toThrow(/strength must be between 0 and 1/);
   });
 });
 

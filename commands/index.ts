@@ -1,0 +1,49 @@
+// The CommandDefinition type and the explicit list of the bot's commands (no folder scanning: a missing command is
+// a compile error). Platforms render definitions into their own formats.
+
+import type { GenerationRequest } from '../src/core/request.js';
+import type { Refusal } from '../src/core/refusal.js';
+import imagine from './imagine.js';
+
+export type OptionKind = 'string' | 'integer';
+
+/** One option, platform-neutral: Discord renders it as a slash-command option, Slack as a `--flag`. */
+export type CommandOption = {
+  name: string;
+  description: string;
+  kind: OptionKind;
+  required: boolean;
+  /** Other names a text flag may use (`--ar` for `aspect`). */
+  aliases?: readonly string[];
+  minLength?: number;
+  maxLength?: number;
+  min?: number;
+  max?: number;
+  choices?: readonly { name: string; value: string | number }[];
+};
+
+/** What a definition needs to know about this installation to describe and check its options. */
+export type CommandContext = {
+  /** Step counts with an installed UNet. */
+  installedSteps: readonly number[];
+  defaults: { steps: number; count: number; aspect: string };
+  /** A fresh random seed, for requests that give none. */
+  randomSeed: () => number;
+};
+
+/** Raw option values as a platform delivers them: numbers from Discord, text from Slack flags. */
+export type OptionValues = Readonly<Record<string, string | number | boolean | undefined>>;
+
+export type CommandDefinition = {
+  name: string;
+  description: string;
+  options(context: CommandContext): readonly CommandOption[];
+  /** Validates and turns option values into one request, or the refusal that says what to fix. */
+  parse(values: OptionValues, context: CommandContext): GenerationRequest | Refusal;
+};
+
+export const COMMANDS = [imagine] as const satisfies readonly CommandDefinition[];
+
+export function isRefusal(value: GenerationRequest | Refusal): value is Refusal {
+  return 'code' in value;
+}

@@ -1,0 +1,38 @@
+// `npm run register`: puts the slash commands on Discord now (globally, or to DISCORD_GUILD_ID) and says what changed.
+
+import { COMMANDS } from '../../commands/index.js';
+import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
+import { randomSeed } from '../core/request.js';
+import { findModelFolder, ModelFolderError } from '../diffusion/index.js';
+import { commandJson } from '../platforms/discord/command-json.js';
+import { describeRegistration, registerCommands } from '../platforms/discord/register.js';
+import { fail } from './output.js';
+
+loadDotEnv();
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) fail(error.message);
+  throw error;
+}
+if (!config.discord) fail('Set DISCORD_TOKEN and DISCORD_APPLICATION_ID to register the Discord commands (see .env.example).');
+let installedSteps: number[];
+try {
+  // the steps option lists the installed step counts
+  installedSteps = findModelFolder(config.modelDir).unets.map((unet) => unet.steps);
+} catch (error) {
+  if (error instanceof ModelFolderError) fail(`${error.message}\nThe /imagine command offers the installed step counts, so it needs the model folder.`);
+  throw error;
+}
+const scope = config.discord.guildId ? 'guild' : 'global';
+const context = { installedSteps, defaults: config.defaults, randomSeed };
+try {
+  const result = await registerCommands(
+    COMMANDS.map((definition) => commandJson(definition, context, scope)),
+    { token: config.discord.token, applicationId: config.discord.applicationId, guildId: config.discord.guildId, apiUrl: config.discord.apiUrl },
+  );
+  process.stdout.write(`${describeRegistration(result)}\n`);
+} catch (error) {
+  fail(`Registering the commands failed: ${(error as Error).message}`);
+}

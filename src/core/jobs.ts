@@ -1,0 +1,215 @@
+// Jobs: the record of every request and click, kept in SQLite so queued work and buttons survive restarts.
+
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import type { GenerationRequest, Platform } from './request.js';
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+export const JOB_STATUSES = ['queued', 'running', 'done', 'failed', 'cancelled'] as const satisfies readonly JobStatus[];
+
+/** What started the job: a command, or a button on an earlier job's result. */
+export type JobKind = 'imagine' | 'reroll' | 'upscale' | 'vary';
+
+export type JobTimings = { queuedMs: number; generateMs: number; stages?: Record<string, unknown> };
+
+/**
+ * One request and its life. `reply` is the platform's delivery data (interaction token, channel, message ids…),
+ * opaque to the core; the platform that created the job reads it back to deliver, even after a restart.
+ */
+export type Job = {
+  id: string;
+  kind: JobKind;
+  platform: Platform;
+  /** Discord guild or Slack team; null in a DM. */
+  guildId: string | null;
+  channelId: string;
+  userId: string;
+  request: GenerationRequest;
+  parentId: string | null;
+  /** For U and V buttons: which image of the parent (0-based). */
+  parentIndex: number | null;
+  status: JobStatus;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  timings: JobTimings | null;
+  reply: Record<string, unknown>;
+  /** The message that shows the result, once posted. */
+  resultMessageId: string | null;
+  error: string | null;
+};
+
+export type NewJob = Pick<Job, 'kind' | 'platform' | 'guildId' | 'channelId' | 'userId' | 'request' | 'parentId' | 'parentIndex' | 'reply'>;
+
+/** Versioned schema: each entry runs once, in order, inside a transaction; `PRAGMA user_version` records how far. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE jobs (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,
+     platform TEXT NOT NULL,
+     guild_id TEXT,
+     channel_id TEXT NOT NULL,
+     user_id TEXT NOT NULL,
+     request TEXT NOT NULL,
+     parent_id TEXT REFERENCES jobs(id),
+     parent_index INTEGER,
+     status TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     started_at INTEGER,
+     finished_at INTEGER,
+     timings TEXT,
+     reply TEXT NOT NULL,
+     result_message_id TEXT,
+     error TEXT
+   );
+   CREATE INDEX jobs_unfinished ON jobs (status, created_at) WHERE status IN ('queued', 'running');`,
+];
+
+type Row = {
+  id: string;
+  kind: JobKind;
+  platform: Platform;
+  guild_id: string | null;
+  channel_id: string;
+  user_id: string;
+  request: string;
+  parent_id: string | null;
+  parent_index: number | null;
+  status: JobStatus;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  timings: string | null;
+  reply: string;
+  result_message_id: string | null;
+  error: string | null;
+};
+
+function fromRow(row: Row): Job {
+  return {
+    id: row.id,
+    kind: row.kind,
+    platform: row.platform,
+    guildId: row.guild_id,
+    channelId: row.channel_id,
+    userId: row.user_id,
+    request: JSON.parse(row.request) as GenerationRequest,
+    parentId: row.parent_id,
+    parentIndex: row.parent_index,
+    status: row.status,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    timings: row.timings === null ? null : (JSON.parse(row.timings) as JobTimings),
+    reply: JSON.parse(row.reply) as Record<string, unknown>,
+    resultMessageId: row.result_message_id,
+    error: row.error,
+  };
+}
+
+/** Job ids: 12 characters of base-32, short enough for any button id, unguessable enough not to be forged. */
+export function newJobId(): string {
+  const alphabet = 'abcdefghijkmnpqrstuvwxyz23456789';
+  return [...randomBytes(12)].map((byte) => alphabet[byte % 32]).join('');
+}
+export const JOB_ID_PATTERN = /^[a-km-z2-9]{12}$/;
+
+/** The SQLite job store. `close()` when done. Every method is synchronous and takes well under a millisecond. */
+export class JobStore {
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+
+  constructor(path: string, options: { now?: () => number } = {}) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.now = options.now ?? Date.now;
+    this.migrate();
+  }
+
+  /** The schema version this store is at (the number of migrations applied). */
+  get schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  private migrate(): void {
+    const current = this.schemaVersion;
+    if (current > MIGRATIONS.length) {
+      throw new Error(`the job database is at schema version ${current}, newer than this bot knows (${MIGRATIONS.length}); update the bot`);
+    }
+    for (let version = current; version < MIGRATIONS.length; version++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[version]);
+        this.db.pragma(`user_version = ${version + 1}`);
+      })();
+    }
+  }
+
+  create(job: NewJob): Job {
+    const record: Job = {
+      ...job,
+      id: newJobId(),
+      status: 'queued',
+      createdAt: this.now(),
+      startedAt: null,
+      finishedAt: null,
+      timings: null,
+      resultMessageId: null,
+      error: null,
+    };
+    this.db
+      .prepare(
+        `INSERT INTO jobs (id, kind, platform, guild_id, channel_id, user_id, request, parent_id, parent_index, status, created_at, reply)
+         VALUES (@id, @kind, @platform, @guildId, @channelId, @userId, @request, @parentId, @parentIndex, 'queued', @createdAt, @reply)`,
+      )
+      .run({ ...record, request: JSON.stringify(record.request), reply: JSON.stringify(record.reply) });
+    return record;
+  }
+
+  get(id: string): Job | undefined {
+    const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  /** Jobs a crash or stop left queued or running, oldest first. */
+  unfinished(): Job[] {
+    return (this.db.prepare("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at, rowid").all() as Row[]).map(fromRow);
+  }
+
+  markRunning(id: string): void {
+    this.db.prepare("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?").run(this.now(), id);
+  }
+
+  /** Back to the queue (after a restart); the start time is kept for the record of the first try. */
+  markQueued(id: string): void {
+    this.db.prepare("UPDATE jobs SET status = 'queued' WHERE id = ?").run(id);
+  }
+
+  markDone(id: string, timings: JobTimings): void {
+    this.db.prepare("UPDATE jobs SET status = 'done', finished_at = ?, timings = ?, error = NULL WHERE id = ?").run(this.now(), JSON.stringify(timings), id);
+  }
+
+  markFailed(id: string, error: string): void {
+    this.db.prepare("UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?").run(this.now(), error, id);
+  }
+
+  markCancelled(id: string): void {
+    this.db.prepare("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?").run(this.now(), id);
+  }
+
+  setReply(id: string, reply: Record<string, unknown>): void {
+    this.db.prepare('UPDATE jobs SET reply = ? WHERE id = ?').run(JSON.stringify(reply), id);
+  }
+
+  setResultMessage(id: string, messageId: string): void {
+    this.db.prepare('UPDATE jobs SET result_message_id = ? WHERE id = ?').run(messageId, id);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
