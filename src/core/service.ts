@@ -9,7 +9,7 @@ import type { Job, JobKind, JobStore, JobTimings } from './jobs.js';
 import type { Limits, LimitSubject } from './limits.js';
 import type { FairQueue } from './queue.js';
 import type { Refusal } from './refusal.js';
-import { ASPECT_SIZES, imageNoise, imageRecipe, randomSeed, type Aspect, type GenerationRequest, type Platform } from './request.js';
+import { ASPECT_SIZES, imageNoise, imageRecipe, randomSeed, type GenerationRequest, type Platform } from './request.js';
 
 /** Who is asking, and where. */
 export type Requester = { platform: Platform; userId: string; guildId: string | null; channelId: string };
@@ -21,6 +21,7 @@ export type ResultDelivery = {
   fileName: string;
   /** Seed of each image, in order. */
   seeds: number[];
+  /** Size of each image as generated (the file holds a grid of them, or one, possibly scaled to fit the upload). */
   width: number;
   height: number;
   /** Wall time from the request to the finished images. */
@@ -47,7 +48,6 @@ export type ServiceConfig = {
   /** Channels where images may be made; empty: every channel. Direct messages are always allowed. */
   allowedChannels: readonly string[];
   variationStrength: number;
-  defaults: { steps: number; count: number; aspect: Aspect };
   /** How long `close()` waits for the running job and deliveries. */
   stopTimeoutMs?: number;
 };
@@ -363,8 +363,7 @@ export class Service {
     try {
       const messageId = await adapter.deliverResult(job, {
         ...result,
-        width: result.file.width,
-        height: result.file.height,
+        ...ASPECT_SIZES[job.request.aspect],
         fileName: imageFileName(job.id, result.file.extension),
       });
       if (messageId) this.deps.store.setResultMessage(job.id, messageId);

@@ -61,7 +61,6 @@ function build(name: string, overrides: { limits?: Partial<LimitsConfig>; blocke
       blockedWords: overrides.blockedWords ?? ['forbidden'],
       allowedChannels: overrides.allowedChannels ?? [],
       variationStrength: 0.25,
-      defaults: { steps: 2, count: 2, aspect: '1:1' },
       stopTimeoutMs: 30_000,
     },
     { engine, store, limits, queue: createFairQueue(), images, logger },
@@ -265,7 +264,7 @@ describe('a failing engine', () => {
     await parts.images.start();
     await parts.limits.start();
     const service = createService(
-      { blockedWords: [], allowedChannels: [], variationStrength: 0.25, defaults: { steps: 2, count: 2, aspect: '1:1' } },
+      { blockedWords: [], allowedChannels: [], variationStrength: 0.25 },
       { engine: broken, store: parts.store, limits: parts.limits, queue: createFairQueue(), images: parts.images, logger },
     );
     service.registerPlatform('discord', parts.platform);

@@ -1,0 +1,87 @@
+// Builds the whole bot from a config — engine, store, limits, queue, service, platforms — apart from starting it,
+// so tests make a fresh one, talk to it for real and close it. `main.ts` only loads the config and handles signals.
+
+import { join } from 'node:path';
+import type { CommandContext } from '../commands/index.js';
+import type { Config } from './config.js';
+import { ImageCache } from './core/image-cache.js';
+import { JobStore } from './core/jobs.js';
+import { createLimits, type Limits } from './core/limits.js';
+import { createFairQueue } from './core/queue.js';
+import { randomSeed } from './core/request.js';
+import { createService, type Service } from './core/service.js';
+import { createEngine, type Engine } from './diffusion/index.js';
+import type { Logger } from './logger.js';
+import { createDiscord, type DiscordBot } from './platforms/discord/bot.js';
+
+export type App = {
+  readonly engine: Engine;
+  readonly service: Service;
+  readonly store: JobStore;
+  readonly discord: DiscordBot | undefined;
+  /** Starts the engine (rejects with an EngineError that says what is wrong), then the platforms, then the queue. */
+  start(): Promise<void>;
+  /** Stops in reverse: no new work, the running image finishes, platforms disconnect, the engine and store close. */
+  close(): Promise<void>;
+};
+
+/** The step count used when a request names none: the configured one, or the nearest installed. */
+export function defaultSteps(configured: number, installed: readonly number[]): number {
+  if (installed.length === 0 || installed.includes(configured)) return configured;
+  return [...installed].sort((a, b) => Math.abs(a - configured) - Math.abs(b - configured) || a - b)[0];
+}
+
+export function createApp(config: Config, deps: { logger: Logger }): App {
+  const { logger } = deps;
+  const engine = createEngine(
+    { modelDir: config.modelDir, provider: config.provider, deviceId: config.cudaDeviceId, lazyUnets: config.lazyUnets, cpuThreads: config.cpuThreads },
+    { logger },
+  );
+  const store = new JobStore(join(config.dataDir, 'jobs.sqlite'));
+  const images = new ImageCache(join(config.dataDir, 'images'), config.imageCacheBytes);
+  const limits: Limits = createLimits(config.limits, { logger });
+  const defaults = () => ({ ...config.defaults, steps: defaultSteps(config.defaults.steps, engine.info?.steps ?? []) });
+  const service = createService(
+    {
+      blockedWords: config.blockedWords,
+      allowedChannels: config.allowedChannels,
+      variationStrength: config.variationStrength,
+      stopTimeoutMs: config.stopTimeoutMs,
+    },
+    { engine, store, limits, queue: createFairQueue(), images, logger },
+  );
+  const commandContext = (): CommandContext => ({ installedSteps: engine.info?.steps ?? [], defaults: defaults(), randomSeed });
+  const discord = config.discord ? createDiscord(config.discord, { service, logger, commandContext }) : undefined;
+  let started = { engine: false, limits: false, discord: false };
+
+  return {
+    engine,
+    service,
+    store,
+    discord,
+    async start() {
+      await engine.start();
+      started.engine = true;
+      const steps = defaults().steps;
+      if (steps !== config.defaults.steps) {
+        logger.warn({ configured: config.defaults.steps, used: steps, installed: engine.info?.steps }, 'DEFAULT_STEPS is not installed; using the nearest installed step count');
+      }
+      await images.start();
+      await limits.start();
+      started.limits = true;
+      if (discord) {
+        await discord.start();
+        started.discord = true;
+      }
+      service.start();
+    },
+    async close() {
+      await service.close();
+      if (started.discord) await discord?.close();
+      if (started.limits) await limits.close();
+      if (started.engine) await engine.close();
+      store.close();
+      started = { engine: false, limits: false, discord: false };
+    },
+  };
+}
