@@ -1,6 +1,7 @@
 // `npm run register`: puts the slash commands on Discord now (globally, or to DISCORD_GUILD_ID) and says what changed.
 
 import { COMMANDS } from '../../commands/index.js';
+import { defaultSteps } from '../app.js';
 import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
 import { randomSeed } from '../core/request.js';
 import { findModelFolder, ModelFolderError } from '../diffusion/index.js';
@@ -26,7 +27,7 @@ try {
   throw error;
 }
 const scope = config.discord.guildId ? 'guild' : 'global';
-const context = { installedSteps, defaults: config.defaults, randomSeed };
+const context = { installedSteps, defaults: { ...config.defaults, steps: defaultSteps(config.defaults.steps, installedSteps) }, randomSeed };
 try {
   const result = await registerCommands(
     COMMANDS.map((definition) => commandJson(definition, context, scope)),

@@ -1,10 +1,13 @@
 // The Discord bot end to end: the real app (engine on tiny models, SQLite, limits, queue) and the real discord.js
 // client, against a local fake of Discord's REST API and gateway on 127.0.0.1.
 
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
+import { REST, Routes } from 'discord.js';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/app.js';
@@ -25,6 +28,8 @@ const erin: FakeUser = { id: '200000000000000005', username: 'erin' };
 const frank: FakeUser = { id: '200000000000000006', username: 'frank' };
 const grace: FakeUser = { id: '200000000000000007', username: 'grace' };
 
+const run = promisify(execFile);
+const projectRoot = new URL('../../', import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), 'discord-e2e-'));
 const modelDir = join(root, 'model');
 const dataDir = join(root, 'data');
@@ -84,6 +89,21 @@ describe('the Discord bot', () => {
     app = makeApp();
     await app.start();
     expect(puts()).toBe(1);
+  });
+
+  it('npm run register says what it changed, and that nothing did the second time', async () => {
+    const register = async (guildId: string) => {
+      const { stdout } = await run(process.execPath, [join(projectRoot, 'dist/src/cli/register.js')], {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? '', DISCORD_TOKEN: discord.token, DISCORD_APPLICATION_ID: discord.applicationId, DISCORD_GUILD_ID: guildId, DISCORD_API_URL: discord.baseUrl, MODEL_DIR: modelDir, DEFAULT_STEPS: '2' },
+      });
+      return stdout.trim();
+    };
+    expect(await register(GUILD)).toBe(`Discord commands (guild ${GUILD}) are up to date.`);
+    await new REST({ api: discord.baseUrl }).setToken(discord.token).put(Routes.applicationGuildCommands(discord.applicationId, GUILD), { body: [] });
+    expect(await register(GUILD)).toBe(`Discord commands (guild ${GUILD}): added /imagine.`);
+    expect(await register(GUILD)).toBe(`Discord commands (guild ${GUILD}) are up to date.`);
+    await expect(register('100000000000000009')).rejects.toThrow(/Registering the commands failed: Missing Access/);
   });
 
   it('answers /imagine within 3 s and delivers the grid with seeds, time and the buttons', async () => {

@@ -1,0 +1,240 @@
+// The bot as a real OS process (`node dist/src/main.js`) against the local fake Discord: killed with -9 and started
+// again, stopped with SIGTERM, and refusing to start without a platform or a model folder.
+
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { writeTinyModelFolder } from '../../models/tiny/generate.js';
+import { startFakeDiscord, type FakeDiscord, type FakeInteraction, type FakeUser } from '../fakes/discord/index.js';
+import { childPids, isRunning, killLeftovers, sleep, startBot, waitUntilGone, type BotProcess } from './process-bot.js';
+
+const GUILD = '100000000000000001';
+const CHANNEL = '100000000000000002';
+const STOP_TIMEOUT_SECONDS = 20;
+/** main.ts gives up this long after a stop signal. */
+const EXIT_BOUND_MS = (STOP_TIMEOUT_SECONDS + 15) * 1000;
+const SHUTTING_DOWN = 'The bot is restarting; try again in a minute.';
+
+const root = mkdtempSync(join(tmpdir(), 'process-e2e-'));
+const modelDir = join(root, 'model');
+/** The bot's working directory: empty, so no `.env` is loaded (the project root may have one). */
+const cwd = join(root, 'cwd');
+let discord: FakeDiscord;
+/** Bots the current test started, whose output is printed when it fails. */
+let bots: BotProcess[] = [];
+
+const user = (n: number): FakeUser => ({ id: `2000000000000000${String(n).padStart(2, '0')}`, username: `member${n}` });
+
+function botEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    DISCORD_TOKEN: discord.token,
+    DISCORD_APPLICATION_ID: discord.applicationId,
+    DISCORD_GUILD_ID: GUILD,
+    DISCORD_API_URL: discord.baseUrl,
+    MODEL_DIR: modelDir,
+    DATA_DIR: dataDir,
+    EXECUTION_PROVIDER: 'cpu',
+    LOG_LEVEL: 'info',
+    STOP_TIMEOUT_SECONDS: String(STOP_TIMEOUT_SECONDS),
+    DEFAULT_STEPS: '2',
+    USER_BURST: '100',
+    MAX_QUEUED_PER_USER: '20',
+    ...extra,
+  };
+}
+
+const isRegistration = (line: { msg?: string }) => typeof line.msg === 'string' && line.msg.startsWith('Discord commands (guild');
+
+/** Starts the bot and waits until it is on the gateway with its commands registered; returns it and its engine worker. */
+async function startReadyBot(dataDir: string, options: { detached?: boolean } = {}): Promise<{ bot: BotProcess; worker: number }> {
+  const bot = startBot({ cwd, env: botEnv(dataDir), detached: options.detached });
+  bots.push(bot);
+  await bot.waitForLog((line) => line.msg === 'discord ready', 30_000, '"discord ready"');
+  await bot.waitForLog(isRegistration, 10_000, 'the command registration');
+  const workers = childPids(bot.pid);
+  expect(workers, 'the bot runs one engine worker process').toHaveLength(1);
+  return { bot, worker: workers[0] };
+}
+
+type JobRow = { id: string; status: string; user_id: string; token: string; prompt: string; result_message_id: string | null };
+
+/** The jobs table, read through a read-only connection of its own (the bot may be writing). */
+function readJobs(dataDir: string): JobRow[] {
+  const db = new Database(join(dataDir, 'jobs.sqlite'), { readonly: true });
+  try {
+    return db
+      .prepare(
+        `SELECT id, status, user_id, json_extract(reply, '$.token') AS token, json_extract(request, '$.prompt') AS prompt, result_message_id
+         FROM jobs ORDER BY created_at, rowid`,
+      )
+      .all() as JobRow[];
+  } finally {
+    db.close();
+  }
+}
+
+async function waitForJobs(dataDir: string, predicate: (rows: JobRow[]) => boolean, timeoutMs: number, what: string): Promise<JobRow[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = readJobs(dataDir);
+    if (predicate(rows)) return rows;
+    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms; jobs: ${JSON.stringify(rows.map((row) => [row.prompt, row.status]))}`);
+    await sleep(10);
+  }
+}
+
+function imagine(from: FakeUser, prompt: string): FakeInteraction {
+  return discord.sendCommand({
+    name: 'imagine',
+    options: [
+      { name: 'prompt', type: 3, value: prompt },
+      { name: 'count', type: 4, value: 4 },
+    ],
+    user: from,
+    guildId: GUILD,
+    channelId: CHANNEL,
+  });
+}
+
+/** Every message that carried this prompt's image: edits of the interaction's reply and posts in the channel. */
+function deliveries(interaction: FakeInteraction, prompt: string): { via: 'interaction' | 'channel'; id: string }[] {
+  return [
+    ...interaction.edits.filter((edit) => edit.attachments.length > 0).map((edit) => ({ via: 'interaction' as const, id: edit.id })),
+    ...discord
+      .channelMessages(CHANNEL)
+      .filter((message) => message.attachments.length > 0 && message.content.includes(`**${prompt}**`))
+      .map((message) => ({ via: 'channel' as const, id: message.id })),
+  ];
+}
+
+async function stop(bot: BotProcess, signal: NodeJS.Signals = 'SIGTERM') {
+  bot.child.kill(signal);
+  return bot.exited;
+}
+
+beforeAll(async () => {
+  mkdirSync(cwd);
+  await writeTinyModelFolder(modelDir, { steps: [2] });
+  discord = await startFakeDiscord({ guilds: [{ id: GUILD, name: 'Test server', channels: [{ id: CHANNEL, name: 'imagine' }] }] });
+});
+
+beforeEach((context) => {
+  bots = [];
+  context.onTestFailed(() => {
+    for (const bot of bots) console.error(bot.transcript());
+  });
+});
+
+afterAll(async () => {
+  const leftovers = await killLeftovers();
+  await discord?.close();
+  rmSync(root, { recursive: true, force: true });
+  expect(leftovers, 'processes still running after the tests').toEqual([]);
+});
+
+describe('the bot as a process', () => {
+  it('loses and repeats nothing when killed with -9 and started again', async () => {
+    const dataDir = join(root, 'crash');
+    const first = await startReadyBot(dataDir);
+    const prompts = [1, 2, 3, 4, 5].map((n) => `a crash test picture ${n}`);
+    const interactions = prompts.map((prompt, i) => imagine(user(i + 1), prompt));
+    for (const interaction of interactions) expect((await interaction.waitForCallback()).type).toBe(5);
+
+    const atKill = await waitForJobs(dataDir, (rows) => rows.length === 5 && rows.some((row) => row.status === 'running'), 20_000, 'running job');
+    first.bot.child.kill('SIGKILL');
+    expect(await first.bot.exited).toMatchObject({ code: null, signal: 'SIGKILL' });
+    // the worker notices its IPC channel close and exits by itself
+    expect(await waitUntilGone(first.worker, 5_000), `engine worker ${first.worker} outlived the bot`).toBe(true);
+    const unfinished = readJobs(dataDir).filter((row) => row.status === 'queued' || row.status === 'running');
+    expect(unfinished.length, `jobs at the kill: ${JSON.stringify(atKill.map((row) => row.status))}`).toBeGreaterThanOrEqual(2);
+
+    const second = await startReadyBot(dataDir);
+    const requeued = await second.bot.waitForLog((line) => line.msg === 'jobs from before the restart are queued again', 5_000, 'the re-queued jobs');
+    expect(requeued.jobs).toEqual(unfinished.map((row) => row.id));
+    await waitForJobs(dataDir, (rows) => rows.every((row) => row.status === 'done'), 40_000, 'all jobs done');
+    // a clean stop waits for deliveries in flight, so nothing can arrive after this
+    expect(await stop(second.bot)).toMatchObject({ code: 0 });
+    expect(await waitUntilGone(second.worker, 5_000)).toBe(true);
+
+    const rows = readJobs(dataDir);
+    expect(rows.map((row) => row.status)).toEqual(['done', 'done', 'done', 'done', 'done']);
+    for (const [i, prompt] of prompts.entries()) {
+      const row = rows.find((candidate) => candidate.prompt === prompt)!;
+      expect(row.token).toBe(interactions[i].token);
+      const sent = deliveries(interactions[i], prompt);
+      expect(sent, `deliveries of "${prompt}"`).toHaveLength(1);
+      expect(row.result_message_id).toBe(sent[0].id);
+    }
+  });
+
+  it('finishes the running image on SIGTERM, refuses new work, keeps the queue and exits 0', async () => {
+    const dataDir = join(root, 'stop');
+    const first = await startReadyBot(dataDir);
+    const prompts = [1, 2, 3, 4].map((n) => `a stop test picture ${n}`);
+    const interactions = prompts.map((prompt, i) => imagine(user(10 + i), prompt));
+    for (const interaction of interactions) expect((await interaction.waitForCallback()).type).toBe(5);
+
+    const atStop = await waitForJobs(dataDir, (rows) => rows.length === 4 && rows.some((row) => row.status === 'running'), 20_000, 'running job');
+    const stopAt = Date.now();
+    first.bot.child.kill('SIGTERM');
+    await first.bot.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('stopping:'), 5_000, 'the stop');
+    expect(discord.connected, 'the bot is still on the gateway while it finishes the running image').toBe(true);
+    const late = imagine(user(20), 'a picture asked for during the stop');
+    expect((await late.waitForCallback()).data).toMatchObject({ content: SHUTTING_DOWN, flags: 64 });
+
+    const exit = await first.bot.exited;
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(exit.at - stopAt).toBeLessThan(EXIT_BOUND_MS);
+    expect(await waitUntilGone(first.worker, 5_000)).toBe(true);
+    const afterStop = readJobs(dataDir);
+    expect(afterStop).toHaveLength(4);
+    const started = atStop.filter((row) => row.status !== 'queued').map((row) => row.id);
+    for (const row of afterStop) {
+      const before = atStop.find((candidate) => candidate.id === row.id)!;
+      expect([row.prompt, row.status]).toEqual([row.prompt, before.status === 'queued' ? 'queued' : 'done']);
+      if (started.includes(row.id)) expect(deliveries(interactions[prompts.indexOf(row.prompt)], row.prompt)).toHaveLength(1);
+    }
+    const waiting = afterStop.filter((row) => row.status === 'queued');
+    expect(waiting.length).toBeGreaterThanOrEqual(1);
+    expect(first.bot.logs.find((line) => line.msg === 'service stopped; waiting jobs stay queued for the next start')?.waiting).toBe(waiting.length);
+
+    const second = await startReadyBot(dataDir);
+    await waitForJobs(dataDir, (rows) => rows.every((row) => row.status === 'done'), 30_000, 'all jobs done');
+    expect(await stop(second.bot)).toMatchObject({ code: 0 });
+    for (const [i, prompt] of prompts.entries()) expect(deliveries(interactions[i], prompt), `deliveries of "${prompt}"`).toHaveLength(1);
+    expect(late.edits).toEqual([]);
+  });
+
+  it('exits 1 and says which settings enable a platform when none is configured', async () => {
+    const bot = startBot({ cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MODEL_DIR: modelDir, DATA_DIR: join(root, 'none') } });
+    bots.push(bot);
+    const exit = await bot.exited;
+    expect(exit.code).toBe(1);
+    expect(bot.stderr()).toMatchInlineSnapshot(`
+      "No chat platform is configured, so there is nothing to serve.
+        Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (and DISCORD_GUILD_ID to register commands to one server).
+      Put them in .env (see .env.example) or the environment, then run npm start again.
+      "
+    `);
+    expect(bot.logs).toEqual([]);
+  });
+
+  it('exits 1 naming a missing model folder and pointing to models/README.md', async () => {
+    const missing = join(root, 'no-model-here');
+    const bot = startBot({ cwd, env: botEnv(join(root, 'none'), { MODEL_DIR: missing }) });
+    bots.push(bot);
+    const exit = await bot.exited;
+    expect(exit.code).toBe(1);
+    expect(bot.stderr().replaceAll(root, '<tmp>')).toMatchInlineSnapshot(`
+      "The model folder <tmp>/no-model-here is not usable:
+        - the folder does not exist
+      see models/README.md for how to get it or build it.
+      "
+    `);
+    expect(bot.stderr()).toContain('models/README.md');
+    expect(isRunning(bot.pid)).toBe(false);
+  });
+});
