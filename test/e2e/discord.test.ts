@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { parseButtonId } from '../../src/platforms/discord/buttons.js';
+import { parseButtonId } from '../../src/platforms/button-ids.js';
 import { writeTinyModelFolder } from '../../models/tiny/generate.js';
 import { startFakeDiscord, type FakeDiscord, type FakeMessage, type FakeUser } from '../fakes/discord/index.js';
 

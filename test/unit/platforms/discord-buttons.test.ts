@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buttonId, MAX_CUSTOM_ID, parseButtonId, resultRows } from '../../../src/platforms/discord/buttons.js';
+import { buttonId, MAX_CUSTOM_ID, parseButtonId } from '../../../src/platforms/button-ids.js';
+import { resultRows } from '../../../src/platforms/discord/buttons.js';
 import { newJobId } from '../../../src/core/jobs.js';
 
 describe('Discord button ids', () => {
