@@ -13,12 +13,14 @@ import { createService, type Service } from './core/service.js';
 import { createEngine, type Engine } from './diffusion/index.js';
 import type { Logger } from './logger.js';
 import { createDiscord, type DiscordBot } from './platforms/discord/bot.js';
+import { createSlack, type SlackBot } from './platforms/slack/app.js';
 
 export type App = {
   readonly engine: Engine;
   readonly service: Service;
   readonly store: JobStore;
   readonly discord: DiscordBot | undefined;
+  readonly slack: SlackBot | undefined;
   /** Starts the engine (rejects with an EngineError that says what is wrong), then the platforms, then the queue. */
   start(): Promise<void>;
   /** Stops in reverse: no new work, the running image finishes, platforms disconnect, the engine and store close. */
@@ -52,13 +54,15 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
   );
   const commandContext = (): CommandContext => ({ installedSteps: engine.info?.steps ?? [], defaults: defaults(), randomSeed });
   const discord = config.discord ? createDiscord(config.discord, { service, logger, commandContext }) : undefined;
-  let started = { engine: false, limits: false, discord: false };
+  const slack = config.slack ? createSlack(config.slack, { service, logger, commandContext }) : undefined;
+  let started = { engine: false, limits: false, discord: false, slack: false };
 
   return {
     engine,
     service,
     store,
     discord,
+    slack,
     async start() {
       await engine.start();
       started.engine = true;
@@ -73,15 +77,20 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
         await discord.start();
         started.discord = true;
       }
+      if (slack) {
+        await slack.start();
+        started.slack = true;
+      }
       service.start();
     },
     async close() {
       await service.close();
+      if (started.slack) await slack?.close();
       if (started.discord) await discord?.close();
       if (started.limits) await limits.close();
       if (started.engine) await engine.close();
       store.close();
-      started = { engine: false, limits: false, discord: false };
+      started = { engine: false, limits: false, discord: false, slack: false };
     },
   };
 }

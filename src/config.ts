@@ -20,6 +20,8 @@ export type Config = {
   logLevel: LogLevel;
   /** Discord is enabled when its token and application id are set. */
   discord: { token: string; applicationId: string; guildId: string | undefined; apiUrl: string | undefined } | undefined;
+  /** Slack is enabled when its bot token and signing secret are set; Socket Mode with an app token, else HTTP. */
+  slack: { botToken: string; signingSecret: string; appToken: string | undefined; port: number; host: string | undefined; apiUrl: string | undefined } | undefined;
   defaults: { steps: number; count: number; aspect: Aspect };
   blockedWords: string[];
   allowedChannels: string[];
@@ -51,6 +53,12 @@ export const SETTINGS = {
   DISCORD_APPLICATION_ID: { default: '', help: 'the application id (developer portal → General Information)' },
   DISCORD_GUILD_ID: { default: '', help: 'register commands to this one server (instant) instead of globally' },
   DISCORD_API_URL: { default: '', help: "REST base URL (default Discord's): a REST proxy, or a local fake in tests" },
+  SLACK_BOT_TOKEN: { default: '', help: 'the xoxb- bot token; with SLACK_SIGNING_SECRET it enables Slack' },
+  SLACK_SIGNING_SECRET: { default: '', help: 'the app’s signing secret (Basic Information), used to check HTTP requests' },
+  SLACK_APP_TOKEN: { default: '', help: 'an xapp- app-level token with connections:write: Socket Mode, no public URL needed' },
+  SLACK_PORT: { default: '3000', help: 'HTTP mode (no SLACK_APP_TOKEN): the port Slack’s requests arrive on, at /slack/events' },
+  SLACK_HOST: { default: '', help: 'HTTP mode: the address to listen on (empty: every interface; 127.0.0.1 behind a local proxy)' },
+  SLACK_API_URL: { default: '', help: "Slack Web API base URL (default Slack's), for tests against a local fake" },
   DEFAULT_STEPS: { default: '4', help: 'steps when a request names none (an installed step count)' },
   DEFAULT_COUNT: { default: '4', help: 'images per request when it names none, 1–4' },
   DEFAULT_ASPECT: { default: '1:1', help: `aspect ratio when a request names none: ${ASPECTS.join(', ')}` },
@@ -130,6 +138,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const apiUrl = optional('DISCORD_API_URL');
   if (apiUrl && !/^https?:\/\//.test(apiUrl)) problems.push(`DISCORD_API_URL must be an http(s) URL; found "${apiUrl}"`);
+  const slackToken = optional('SLACK_BOT_TOKEN');
+  const slackSecret = optional('SLACK_SIGNING_SECRET');
+  if (Boolean(slackToken) !== Boolean(slackSecret)) problems.push('SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET enable Slack together; set both or neither');
+  const slackApiUrl = optional('SLACK_API_URL');
+  if (slackApiUrl && !/^https?:\/\//.test(slackApiUrl)) problems.push(`SLACK_API_URL must be an http(s) URL; found "${slackApiUrl}"`);
   const redisUrl = optional('REDIS_URL');
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL must start with redis:// or rediss://; found "${redisUrl}"`);
 
@@ -144,6 +157,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: oneOf('LOG_LEVEL', LOG_LEVELS),
     discord:
       discordToken && discordApplication ? { token: discordToken, applicationId: discordApplication, guildId: optional('DISCORD_GUILD_ID'), apiUrl } : undefined,
+    slack:
+      slackToken && slackSecret
+        ? { botToken: slackToken, signingSecret: slackSecret, appToken: optional('SLACK_APP_TOKEN'), port: integer('SLACK_PORT', 0, 65535) ?? 3000, host: optional('SLACK_HOST'), apiUrl: slackApiUrl }
+        : undefined,
     defaults: {
       steps: integer('DEFAULT_STEPS', 1, 50) ?? 4,
       count: integer('DEFAULT_COUNT', 1, 4) ?? 4,

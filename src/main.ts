@@ -7,7 +7,8 @@ import { createLogger } from './logger.js';
 
 const NO_PLATFORM = `No chat platform is configured, so there is nothing to serve.
   Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (and DISCORD_GUILD_ID to register commands to one server).
-Put them in .env (see .env.example) or the environment, then run npm start again.`;
+  Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, and SLACK_APP_TOKEN for Socket Mode (else HTTP on SLACK_PORT).
+Put them in .env (see .env.example) or the environment, then run npm start again; both may be set.`;
 
 function exit(message: string): never {
   process.stderr.write(`${message.trimEnd()}\n`);
@@ -22,7 +23,7 @@ try {
   if (error instanceof ConfigError) exit(error.message);
   throw error;
 }
-if (!config.discord) exit(NO_PLATFORM);
+if (!config.discord && !config.slack) exit(NO_PLATFORM);
 try {
   findModelFolder(config.modelDir);
 } catch (error) {

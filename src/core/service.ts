@@ -112,8 +112,8 @@ export class Service {
     this.pump();
   }
 
-  /** Cheap checks a platform may run before anything else: channel policy and the word list. */
-  precheck(requester: Requester, prompt?: string): Refusal | undefined {
+  /** The cheap checks, in memory: stopping, channel policy and the word list. */
+  private precheck(requester: Requester, prompt?: string): Refusal | undefined {
     if (this.stopping) return { code: 'shutting_down' };
     if (requester.guildId !== null && this.config.allowedChannels.length > 0 && !this.config.allowedChannels.includes(requester.channelId)) {
       return { code: 'channel_not_allowed' };

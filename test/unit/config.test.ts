@@ -6,6 +6,7 @@ describe('loadConfig', () => {
   it('has defaults for everything', () => {
     expect(loadConfig({})).toEqual({
       discord: undefined,
+      slack: undefined,
       defaults: { steps: 4, count: 4, aspect: '1:1' },
       blockedWords: [],
       allowedChannels: [],

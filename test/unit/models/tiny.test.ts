@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTinyRng, writeTinyModelFolder, type TinyModelOptions } from '../../../models/tiny/generate.js';
+import { createTinyRng, writeTinyModelFolder } from '../../../models/tiny/generate.js';
 import { attr, createGraph, writeModel } from '../../../models/tiny/onnx-writer.js';
 import {
   ClipTokenizer,

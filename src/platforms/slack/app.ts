@@ -1,0 +1,279 @@
+// The Slack side: a Bolt app (Socket Mode or HTTP) that turns /imagine and button clicks into service calls, acks
+// within 3 s, shows the queue position ephemerally, and posts results with the upload v2 flow and the same buttons.
+
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { App, LogLevel, type BlockAction, type ButtonAction as SlackButton, type RespondFn, type SlashCommand } from '@slack/bolt';
+import { flagUsage, parseFlags } from '../../../commands/flags.js';
+import { isRefusal, type CommandContext } from '../../../commands/index.js';
+import imagine from '../../../commands/imagine.js';
+import type { Job } from '../../core/jobs.js';
+import { refusalText, type Refusal } from '../../core/refusal.js';
+import type { PlatformAdapter, Requester, ResultDelivery, Service, StatusUpdate, Submission } from '../../core/service.js';
+import type { Logger } from '../../logger.js';
+import { parseButtonId } from '../button-ids.js';
+import { escapeText, resultBlocks, resultCaption, statusBlocks } from './blocks.js';
+
+export type SlackConfig = {
+  botToken: string;
+  signingSecret: string;
+  /** Socket Mode when set (no public URL needed); otherwise HTTP on `port` (0: any free port). */
+  appToken?: string;
+  port: number;
+  /** HTTP mode: the address to listen on (default: every interface). */
+  host?: string;
+  /** Web API base (Bolt's `clientOptions.slackApiUrl`), e.g. a local fake in tests. */
+  apiUrl?: string;
+};
+
+export type SlackDeps = { service: Service; logger: Logger; commandContext: () => CommandContext; now?: () => number };
+
+/**
+ * What a Slack job keeps in the store to report on and deliver its result. `ownsOriginal`: the response_url's
+ * "original" message is this job's own status message (a slash command's ack); for a click it is the clicked message,
+ * which must never be replaced or deleted.
+ */
+type SlackReply = { responseUrl: string; issuedAt: number; channelId: string; ownsOriginal: boolean };
+
+/** A response_url works five times within 30 minutes; keep one use for a failure. */
+const RESPONSE_URL_USES = 5;
+const RESPONSE_URL_LIFETIME_MS = 29 * 60_000;
+const STATUS_EDIT_INTERVAL_MS = 2_000;
+/** Slack shares an uploaded file asynchronously; wait this long for it before posting the buttons anyway. */
+const SHARE_WAIT_MS = 10_000;
+const SHARE_POLL_MS = 250;
+
+type Tracker = { uses: number; lastEditAt: number; pending?: StatusUpdate; timer?: NodeJS.Timeout; finished: boolean };
+
+export class SlackBot implements PlatformAdapter {
+  readonly app: App;
+  private readonly config: SlackConfig;
+  private readonly deps: SlackDeps;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly trackers = new Map<string, Tracker>();
+  /** HTTP mode: the port Slack's requests arrive on, once started (`/slack/events`). */
+  httpPort: number | undefined;
+
+  constructor(config: SlackConfig, deps: SlackDeps) {
+    this.config = config;
+    this.deps = deps;
+    this.logger = deps.logger.child({ part: 'slack' });
+    this.now = deps.now ?? Date.now;
+    this.app = new App({
+      token: config.botToken,
+      signingSecret: config.signingSecret,
+      ...(config.appToken ? { socketMode: true, appToken: config.appToken } : { port: config.port }),
+      ...(config.apiUrl ? { clientOptions: { slackApiUrl: config.apiUrl } } : {}),
+      logLevel: LogLevel.ERROR,
+    });
+    this.app.command(`/${imagine.name}`, async ({ command, ack, respond }) => {
+      await this.onImagine(command, ack, respond);
+    });
+    this.app.action<BlockAction<SlackButton>>(/^v1:/, async ({ action, body, ack, respond }) => {
+      await ack();
+      await this.onButton(action, body, respond);
+    });
+    this.app.error(async (error) => {
+      this.logger.error({ err: error }, 'slack listener failed');
+    });
+  }
+
+  async start(): Promise<void> {
+    this.deps.service.registerPlatform('slack', this);
+    if (this.config.appToken) {
+      await this.app.start();
+    } else {
+      const server = (await this.app.start({ port: this.config.port, ...(this.config.host ? { host: this.config.host } : {}) })) as Server;
+      this.httpPort = (server.address() as AddressInfo).port;
+    }
+    this.logger.info({ mode: this.config.appToken ? 'socket' : 'http', port: this.httpPort }, 'slack ready');
+  }
+
+  async close(): Promise<void> {
+    for (const tracker of this.trackers.values()) clearTimeout(tracker.timer);
+    this.trackers.clear();
+    await this.app.stop();
+  }
+
+  // ——— listeners ———
+
+  private async onImagine(command: SlashCommand, ack: (response?: { response_type: 'ephemeral'; text: string; blocks?: unknown[] }) => Promise<void>, respond: RespondFn): Promise<void> {
+    const context = this.deps.commandContext();
+    const parsed = parseFlags(imagine, command.text, context);
+    if (parsed.kind !== 'values') {
+      const usage = flagUsage(imagine, context);
+      return ack({ response_type: 'ephemeral', text: parsed.kind === 'error' ? `${parsed.message}\n${usage}` : usage });
+    }
+    const request = imagine.parse(parsed.values, context);
+    if (isRefusal(request)) return ack({ response_type: 'ephemeral', text: refusalText(request) });
+    const requester: Requester = { platform: 'slack', userId: command.user_id, guildId: command.team_id, channelId: command.channel_id };
+    let submission: Submission;
+    try {
+      submission = await this.deps.service.imagine(requester, request, this.replyFor(command.response_url, command.channel_id, true));
+    } catch (error) {
+      this.logger.error({ err: error }, 'handling /imagine failed');
+      return ack({ response_type: 'ephemeral', text: refusalText({ code: 'generation_failed' }) });
+    }
+    if (!submission.ok) return ack({ response_type: 'ephemeral', text: refusalText(submission.refusal) });
+    const update: StatusUpdate = submission.position > 0 ? { state: 'queued', position: submission.position } : { state: 'running' };
+    await ack({ response_type: 'ephemeral', ...statusBlocks(submission.job, update) });
+    void respond; // later updates go through the job's stored response_url
+  }
+
+  private async onButton(action: SlackButton, body: BlockAction, respond: RespondFn): Promise<void> {
+    const refuse = (refusal: Refusal) => respond({ response_type: 'ephemeral', replace_original: false, text: refusalText(refusal) });
+    try {
+      const button = parseButtonId(action.value ?? action.action_id);
+      if (!button) return void (await refuse({ code: 'unknown_job' }));
+      const requester: Requester = { platform: 'slack', userId: body.user.id, guildId: body.team?.id ?? null, channelId: body.channel?.id ?? body.user.id };
+      if (button.action === 'cancel') {
+        const result = this.deps.service.cancel(requester, button.jobId);
+        if (!result.ok) return void (await refuse(result.refusal));
+        this.finish(button.jobId);
+        await respond({ response_type: 'ephemeral', replace_original: true, text: 'Cancelled.' });
+        return;
+      }
+      const reply = this.replyFor(body.response_url, requester.channelId, false);
+      const submission =
+        button.action === 'reroll'
+          ? await this.deps.service.reroll(requester, button.jobId, reply)
+          : button.action === 'upscale'
+            ? await this.deps.service.upscale(requester, button.jobId, button.index, reply)
+            : await this.deps.service.vary(requester, button.jobId, button.index, reply);
+      if (!submission.ok) return void (await refuse(submission.refusal));
+      const tracker = this.tracker(submission.job.id);
+      tracker.uses++;
+      const update: StatusUpdate = submission.position > 0 ? { state: 'queued', position: submission.position } : { state: 'running' };
+      await respond({ response_type: 'ephemeral', replace_original: false, ...statusBlocks(submission.job, update) });
+    } catch (error) {
+      this.logger.error({ err: error }, 'handling a Slack button failed');
+      await refuse({ code: 'generation_failed' }).catch(() => undefined);
+    }
+  }
+
+  private replyFor(responseUrl: string, channelId: string, ownsOriginal: boolean): SlackReply {
+    return { responseUrl, issuedAt: this.now(), channelId, ownsOriginal };
+  }
+
+  // ——— the service's side ———
+
+  maxUploadBytes(): number {
+    // Slack takes files up to 1 GB; a lossless PNG grid is far below that
+    return 64 * 2 ** 20;
+  }
+
+  onStatus(job: Job, update: StatusUpdate): void {
+    const tracker = this.tracker(job.id);
+    if (tracker.finished) return;
+    tracker.pending = update;
+    if (tracker.timer) return;
+    const wait = Math.max(STATUS_EDIT_INTERVAL_MS / 4, tracker.lastEditAt + STATUS_EDIT_INTERVAL_MS - this.now());
+    tracker.timer = setTimeout(() => void this.flushStatus(job, tracker), wait);
+  }
+
+  private async flushStatus(job: Job, tracker: Tracker): Promise<void> {
+    tracker.timer = undefined;
+    const update = tracker.pending;
+    tracker.pending = undefined;
+    // the acknowledgement showed the first status; one use of the response_url stays for a failure
+    if (!update || tracker.finished || tracker.uses >= RESPONSE_URL_USES - 2 || !this.ownsStatusMessage(job)) return;
+    tracker.lastEditAt = this.now();
+    tracker.uses++;
+    await this.respondTo(job, { replace_original: true, ...statusBlocks(job, update) });
+  }
+
+  async deliverResult(job: Job, result: ResultDelivery): Promise<string | undefined> {
+    this.finish(job.id);
+    const reply = job.reply as SlackReply;
+    const client = this.app.client;
+    const upload = (await client.filesUploadV2({
+      channel_id: reply.channelId,
+      file: result.file.data,
+      filename: result.fileName,
+      title: job.request.prompt.slice(0, 250),
+      initial_comment: resultCaption(job, result),
+    })) as { files?: { files?: { id?: string }[] }[] };
+    const fileId = upload.files?.[0]?.files?.[0]?.id;
+    if (fileId) await this.waitUntilShared(fileId, reply.channelId);
+    const posted = await client.chat.postMessage({
+      channel: reply.channelId,
+      text: `Buttons for ${job.request.prompt}`,
+      blocks: resultBlocks(job, result),
+    });
+    // the status message has done its work; the result is in the channel for everyone
+    if (this.ownsStatusMessage(job)) await this.respondTo(job, { delete_original: true }).catch(() => undefined);
+    return posted.ts;
+  }
+
+  async deliverFailure(job: Job, refusal: Refusal): Promise<void> {
+    this.finish(job.id);
+    const text = `*${escapeText(job.request.prompt)}*\n${refusalText(refusal)}`;
+    if (this.responseUrlUsable(job)) {
+      try {
+        await this.respondTo(job, { replace_original: this.ownsStatusMessage(job), text });
+        return;
+      } catch (error) {
+        this.logger.warn({ err: error, job: job.id }, 'could not answer through the response_url; posting an ephemeral message');
+      }
+    }
+    await this.app.client.chat.postEphemeral({ channel: job.channelId, user: job.userId, text });
+  }
+
+  /**
+   * Slack finishes an upload asynchronously and does not return the message; the buttons follow the image only once
+   * files.info shows it shared in the channel (bounded wait, then they are posted anyway).
+   */
+  private async waitUntilShared(fileId: string, channelId: string): Promise<void> {
+    const deadline = this.now() + SHARE_WAIT_MS;
+    while (this.now() < deadline) {
+      try {
+        const info = (await this.app.client.files.info({ file: fileId })) as { file?: { channels?: string[]; groups?: string[]; ims?: string[]; shares?: Record<string, Record<string, unknown>> } };
+        const file = info.file;
+        const shared = [...(file?.channels ?? []), ...(file?.groups ?? []), ...(file?.ims ?? [])].includes(channelId) || Object.values(file?.shares ?? {}).some((byChannel) => channelId in byChannel);
+        if (shared) return;
+      } catch (error) {
+        this.logger.warn({ err: error, file: fileId }, 'files.info failed while waiting for an upload');
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, SHARE_POLL_MS));
+    }
+    this.logger.warn({ file: fileId }, 'the upload was not shared in time; posting the buttons anyway');
+  }
+
+  private async respondTo(job: Job, message: Record<string, unknown>): Promise<void> {
+    const reply = job.reply as SlackReply;
+    const response = await fetch(reply.responseUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ response_type: 'ephemeral', ...message }) });
+    if (!response.ok) throw new Error(`response_url answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+  }
+
+  private responseUrlUsable(job: Job): boolean {
+    const reply = job.reply as SlackReply;
+    return Boolean(reply.responseUrl) && this.now() - reply.issuedAt < RESPONSE_URL_LIFETIME_MS;
+  }
+
+  /** The job's status message can be edited or removed through its response_url. */
+  private ownsStatusMessage(job: Job): boolean {
+    return (job.reply as SlackReply).ownsOriginal && this.responseUrlUsable(job);
+  }
+
+  private tracker(jobId: string): Tracker {
+    let tracker = this.trackers.get(jobId);
+    if (!tracker) {
+      tracker = { uses: 1, lastEditAt: this.now(), finished: false };
+      this.trackers.set(jobId, tracker);
+    }
+    return tracker;
+  }
+
+  private finish(jobId: string): void {
+    const tracker = this.tracker(jobId);
+    tracker.finished = true;
+    clearTimeout(tracker.timer);
+    setTimeout(() => this.trackers.delete(jobId), STATUS_EDIT_INTERVAL_MS).unref();
+  }
+}
+
+export function createSlack(config: SlackConfig, deps: SlackDeps): SlackBot {
+  return new SlackBot(config, deps);
+}
