@@ -101,14 +101,17 @@ export class Service {
     return this.deps.engine.info?.steps ?? [];
   }
 
-  /** Queues again every job a crash or stop left unfinished (platforms must be registered first). */
+  /**
+   * Queues again every job a crash or stop left unfinished (platforms must be registered first). Jobs this process
+   * already holds — a platform may take requests before `start()` — are left where they are.
+   */
   start(): void {
-    const unfinished = this.deps.store.unfinished();
-    for (const job of unfinished) {
+    const left = this.deps.store.unfinished().filter((job) => !this.deps.queue.has(job.id) && this.runningJob?.id !== job.id);
+    for (const job of left) {
       if (job.status === 'running') this.deps.store.markQueued(job.id);
       this.enqueue({ ...job, status: 'queued' });
     }
-    if (unfinished.length > 0) this.logger.info({ jobs: unfinished.map((job) => job.id) }, 'jobs from before the restart are queued again');
+    if (left.length > 0) this.logger.info({ jobs: left.map((job) => job.id) }, 'jobs from before the restart are queued again');
     this.pump();
   }
 

@@ -1,14 +1,14 @@
 // The bot as a real OS process (`node dist/src/main.js`) against the local fake Discord: killed with -9 and started
-// again, stopped with SIGTERM, and refusing to start without a platform or a model folder.
+// again, stopped with SIGTERM or Ctrl-C, and refusing to start without a platform or a model folder.
 
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { writeTinyModelFolder } from '../../models/tiny/generate.js';
 import { startFakeDiscord, type FakeDiscord, type FakeInteraction, type FakeUser } from '../fakes/discord/index.js';
-import { childPids, isRunning, killLeftovers, sleep, startBot, waitUntilGone, type BotProcess } from './process-bot.js';
+import { childPids, killLeftovers, sleep, startBot, waitUntilGone, type BotProcess, type Exit } from './process-bot.js';
 
 const GUILD = '100000000000000001';
 const CHANNEL = '100000000000000002';
@@ -48,18 +48,29 @@ function botEnv(dataDir: string, extra: Record<string, string> = {}): Record<str
 
 const isRegistration = (line: { msg?: string }) => typeof line.msg === 'string' && line.msg.startsWith('Discord commands (guild');
 
+/**
+ * Waits for the bot to answer a click on a button it never made. With Discord the only platform, main.ts installs its
+ * signal handlers in the same turn of the event loop as the registration log line, so an answer after that line proves
+ * they are in (a signal before them would end the bot without its graceful stop).
+ */
+async function answersClicks(): Promise<void> {
+  const click = discord.clickButton({ customId: 'not-ours', messageId: '300000000000000001', user: user(99), guildId: GUILD, channelId: CHANNEL });
+  expect((await click.waitForCallback(10_000)).data?.content).toBe('I no longer know that image; start a new one with /imagine.');
+}
+
 /** Starts the bot and waits until it is on the gateway with its commands registered; returns it and its engine worker. */
 async function startReadyBot(dataDir: string, options: { detached?: boolean } = {}): Promise<{ bot: BotProcess; worker: number }> {
   const bot = startBot({ cwd, env: botEnv(dataDir), detached: options.detached });
   bots.push(bot);
   await bot.waitForLog((line) => line.msg === 'discord ready', 30_000, '"discord ready"');
   await bot.waitForLog(isRegistration, 10_000, 'the command registration');
+  await answersClicks();
   const workers = childPids(bot.pid);
   expect(workers, 'the bot runs one engine worker process').toHaveLength(1);
   return { bot, worker: workers[0] };
 }
 
-type JobRow = { id: string; status: string; user_id: string; token: string; prompt: string; result_message_id: string | null };
+type JobRow = { id: string; status: string; token: string; prompt: string; result_message_id: string | null };
 
 /** The jobs table, read through a read-only connection of its own (the bot may be writing). */
 function readJobs(dataDir: string): JobRow[] {
@@ -67,7 +78,7 @@ function readJobs(dataDir: string): JobRow[] {
   try {
     return db
       .prepare(
-        `SELECT id, status, user_id, json_extract(reply, '$.token') AS token, json_extract(request, '$.prompt') AS prompt, result_message_id
+        `SELECT id, status, json_extract(reply, '$.token') AS token, json_extract(request, '$.prompt') AS prompt, result_message_id
          FROM jobs ORDER BY created_at, rowid`,
       )
       .all() as JobRow[];
@@ -86,12 +97,12 @@ async function waitForJobs(dataDir: string, predicate: (rows: JobRow[]) => boole
   }
 }
 
-function imagine(from: FakeUser, prompt: string): FakeInteraction {
+function imagine(from: FakeUser, prompt: string, count: number): FakeInteraction {
   return discord.sendCommand({
     name: 'imagine',
     options: [
       { name: 'prompt', type: 3, value: prompt },
-      { name: 'count', type: 4, value: 4 },
+      { name: 'count', type: 4, value: count },
     ],
     user: from,
     guildId: GUILD,
@@ -110,8 +121,8 @@ function deliveries(interaction: FakeInteraction, prompt: string): { via: 'inter
   ];
 }
 
-async function stop(bot: BotProcess, signal: NodeJS.Signals = 'SIGTERM') {
-  bot.child.kill(signal);
+function stop(bot: BotProcess): Promise<Exit> {
+  bot.child.kill('SIGTERM');
   return bot.exited;
 }
 
@@ -124,15 +135,21 @@ beforeAll(async () => {
 beforeEach((context) => {
   bots = [];
   context.onTestFailed(() => {
-    for (const bot of bots) console.error(bot.transcript());
+    // an expected failure (it.fails) is no news
+    if (!context.task.fails) for (const bot of bots) console.error(bot.transcript());
   });
 });
 
-afterAll(async () => {
+afterEach(async (context) => {
+  // a test that failed half-way leaves its bot on the gateway, where it would answer the next test's commands
   const leftovers = await killLeftovers();
+  if (context.task.result?.state !== 'fail' && !context.task.fails) expect(leftovers, 'processes the test left running').toEqual([]);
+});
+
+afterAll(async () => {
+  await killLeftovers();
   await discord?.close();
   rmSync(root, { recursive: true, force: true });
-  expect(leftovers, 'processes still running after the tests').toEqual([]);
 });
 
 describe('the bot as a process', () => {
@@ -140,7 +157,7 @@ describe('the bot as a process', () => {
     const dataDir = join(root, 'crash');
     const first = await startReadyBot(dataDir);
     const prompts = [1, 2, 3, 4, 5].map((n) => `a crash test picture ${n}`);
-    const interactions = prompts.map((prompt, i) => imagine(user(i + 1), prompt));
+    const interactions = prompts.map((prompt, i) => imagine(user(i + 1), prompt, 2));
     for (const interaction of interactions) expect((await interaction.waitForCallback()).type).toBe(5);
 
     const atKill = await waitForJobs(dataDir, (rows) => rows.length === 5 && rows.some((row) => row.status === 'running'), 20_000, 'running job');
@@ -150,6 +167,9 @@ describe('the bot as a process', () => {
     expect(await waitUntilGone(first.worker, 5_000), `engine worker ${first.worker} outlived the bot`).toBe(true);
     const unfinished = readJobs(dataDir).filter((row) => row.status === 'queued' || row.status === 'running');
     expect(unfinished.length, `jobs at the kill: ${JSON.stringify(atKill.map((row) => row.status))}`).toBeGreaterThanOrEqual(2);
+    // one member's interaction token ends while the bot is down: that result goes to the channel instead
+    const orphan = unfinished[unfinished.length - 1];
+    discord.expireToken(orphan.token);
 
     const second = await startReadyBot(dataDir);
     const requeued = await second.bot.waitForLog((line) => line.msg === 'jobs from before the restart are queued again', 5_000, 'the re-queued jobs');
@@ -165,8 +185,7 @@ describe('the bot as a process', () => {
       const row = rows.find((candidate) => candidate.prompt === prompt)!;
       expect(row.token).toBe(interactions[i].token);
       const sent = deliveries(interactions[i], prompt);
-      expect(sent, `deliveries of "${prompt}"`).toHaveLength(1);
-      expect(row.result_message_id).toBe(sent[0].id);
+      expect(sent, `deliveries of "${prompt}"`).toEqual([{ via: row.id === orphan.id ? 'channel' : 'interaction', id: row.result_message_id }]);
     }
   });
 
@@ -174,7 +193,8 @@ describe('the bot as a process', () => {
     const dataDir = join(root, 'stop');
     const first = await startReadyBot(dataDir);
     const prompts = [1, 2, 3, 4].map((n) => `a stop test picture ${n}`);
-    const interactions = prompts.map((prompt, i) => imagine(user(10 + i), prompt));
+    // the first is a 2×2 grid, whose encoding keeps the bot on the gateway long enough to see the refusal
+    const interactions = prompts.map((prompt, i) => imagine(user(10 + i), prompt, i === 0 ? 4 : 1));
     for (const interaction of interactions) expect((await interaction.waitForCallback()).type).toBe(5);
 
     const atStop = await waitForJobs(dataDir, (rows) => rows.length === 4 && rows.some((row) => row.status === 'running'), 20_000, 'running job');
@@ -182,20 +202,19 @@ describe('the bot as a process', () => {
     first.bot.child.kill('SIGTERM');
     await first.bot.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('stopping:'), 5_000, 'the stop');
     expect(discord.connected, 'the bot is still on the gateway while it finishes the running image').toBe(true);
-    const late = imagine(user(20), 'a picture asked for during the stop');
+    const late = imagine(user(20), 'a picture asked for during the stop', 1);
     expect((await late.waitForCallback()).data).toMatchObject({ content: SHUTTING_DOWN, flags: 64 });
 
     const exit = await first.bot.exited;
     expect(exit).toMatchObject({ code: 0, signal: null });
     expect(exit.at - stopAt).toBeLessThan(EXIT_BOUND_MS);
     expect(await waitUntilGone(first.worker, 5_000)).toBe(true);
+    // what had started is done and delivered, what waited still waits; the refused command left no job
     const afterStop = readJobs(dataDir);
-    expect(afterStop).toHaveLength(4);
-    const started = atStop.filter((row) => row.status !== 'queued').map((row) => row.id);
-    for (const row of afterStop) {
-      const before = atStop.find((candidate) => candidate.id === row.id)!;
-      expect([row.prompt, row.status]).toEqual([row.prompt, before.status === 'queued' ? 'queued' : 'done']);
-      if (started.includes(row.id)) expect(deliveries(interactions[prompts.indexOf(row.prompt)], row.prompt)).toHaveLength(1);
+    expect(afterStop.map((row) => [row.prompt, row.status])).toEqual(atStop.map((row) => [row.prompt, row.status === 'queued' ? 'queued' : 'done']));
+    for (const [i, prompt] of prompts.entries()) {
+      const done = afterStop.find((row) => row.prompt === prompt)!.status === 'done';
+      expect(deliveries(interactions[i], prompt), `deliveries of "${prompt}"`).toHaveLength(done ? 1 : 0);
     }
     const waiting = afterStop.filter((row) => row.status === 'queued');
     expect(waiting.length).toBeGreaterThanOrEqual(1);
@@ -208,6 +227,48 @@ describe('the bot as a process', () => {
     expect(late.edits).toEqual([]);
   });
 
+  // Fails while the engine worker dies of the SIGINT itself: Ctrl-C signals the terminal's whole foreground process
+  // group, worker included, so the image being generated fails and the worker is restarted during the stop.
+  it('finishes the running image when Ctrl-C reaches the whole process group', async () => {
+    const dataDir = join(root, 'ctrl-c');
+    const { bot, worker } = await startReadyBot(dataDir, { detached: true });
+    // two grids back to back keep the worker generating for the moment of the signal
+    const interactions = [1, 2].map((n) => imagine(user(30 + n), `a ctrl-c test picture ${n}`, 4));
+    for (const interaction of interactions) expect((await interaction.waitForCallback()).type).toBe(5);
+    const atStop = await waitForJobs(dataDir, (rows) => rows.length === 2 && rows.some((row) => row.status === 'running'), 20_000, 'running job');
+    process.kill(-bot.pid, 'SIGINT');
+    expect(await bot.exited).toMatchObject({ code: 0, signal: null });
+    expect(await waitUntilGone(worker, 5_000)).toBe(true);
+    expect({
+      jobs: readJobs(dataDir).map((row) => [row.prompt, row.status]),
+      workerRestarted: bot.logs.some((line) => line.msg === 'restarting the engine worker'),
+    }).toEqual({
+      jobs: atStop.map((row) => [row.prompt, row.status === 'queued' ? 'queued' : 'done']),
+      workerRestarted: false,
+    });
+  });
+
+  // Fails while service.start() runs after the gateway is live: a job made in between is in the store as unfinished,
+  // so start() queues it a second time and it is generated and delivered twice.
+  it('runs a command that arrives while the commands are being registered once', async () => {
+    const dataDir = join(root, 'early');
+    // a rate-limited registration holds the bot between "discord ready" and service.start() for half a second, and a
+    // rate-limited acknowledgement, which the delivery waits for, keeps the job unfinished for longer
+    discord.failNext({ method: 'GET', path: /\/commands$/ }, { status: 429, retryAfterSeconds: 0.5 });
+    discord.failNext({ method: 'POST', path: /\/callback$/ }, { status: 429, retryAfterSeconds: 1.5 });
+    const bot = startBot({ cwd, env: botEnv(dataDir) });
+    bots.push(bot);
+    await bot.waitForLog((line) => line.msg === 'discord ready', 30_000, '"discord ready"');
+    const prompt = 'a picture asked for during registration';
+    const early = imagine(user(40), prompt, 1);
+    expect((await early.waitForCallback()).type).toBe(5);
+    await bot.waitForLog(isRegistration, 10_000, 'the command registration');
+    await answersClicks();
+    await waitForJobs(dataDir, (rows) => rows.length === 1 && rows[0].status === 'done', 20_000, 'the job done');
+    expect(await stop(bot)).toMatchObject({ code: 0 });
+    expect(deliveries(early, prompt)).toHaveLength(1);
+  });
+
   it('exits 1 and says which settings enable a platform when none is configured', async () => {
     const bot = startBot({ cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MODEL_DIR: modelDir, DATA_DIR: join(root, 'none') } });
     bots.push(bot);
@@ -216,7 +277,8 @@ describe('the bot as a process', () => {
     expect(bot.stderr()).toMatchInlineSnapshot(`
       "No chat platform is configured, so there is nothing to serve.
         Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (and DISCORD_GUILD_ID to register commands to one server).
-      Put them in .env (see .env.example) or the environment, then run npm start again.
+        Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, and SLACK_APP_TOKEN for Socket Mode (else HTTP on SLACK_PORT).
+      Put them in .env (see .env.example) or the environment, then run npm start again; both may be set.
       "
     `);
     expect(bot.logs).toEqual([]);
@@ -235,6 +297,5 @@ describe('the bot as a process', () => {
       "
     `);
     expect(bot.stderr()).toContain('models/README.md');
-    expect(isRunning(bot.pid)).toBe(false);
   });
 });
