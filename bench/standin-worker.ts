@@ -9,8 +9,9 @@
 // busy-waits, for a worker that spins on the CUDA stream (it then takes a CPU core from the bot while it runs).
 // `--pixels photo` (default) copies windows of a smooth, dithered texture, so PNG and WebP take about as long as on real
 // images; `--pixels flat` fills each image with one colour, which sharp encodes almost for free.
+// Like the real worker it handles one message at a time and finishes sending a result before it reads the next request.
 // Each generation appends "startMs endMs images steps" to `--busy-log` (epoch ms from performance.timeOrigin, which
-// the bot's process shares to well under a millisecond), so the bench can tell when this process was busy.
+// agrees with the bot process's to about half a millisecond), so the bench can tell when this process was busy.
 
 import { appendFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -135,7 +136,7 @@ function makeImage(width: number, height: number, seed: number, index: number): 
   }
   const rowBytes = width * RGB;
   const textureRowBytes = TEXTURE_SIDE * RGB;
-  const firstRow = (index % MAX_BATCH) * IMAGE_ROW_SHIFT;
+  const firstRow = index * IMAGE_ROW_SHIFT; // index < MAX_BATCH, checked in generate
   for (let y = 0; y < height; y++) {
     const from = (firstRow + y) * textureRowBytes;
     data.set(texture.subarray(from, from + rowBytes), y * rowBytes);
@@ -205,6 +206,7 @@ async function generate(id: number, request: PipelineRequest): Promise<void> {
   await send({ type: 'result', id, images, timings, truncated: false, prediction: 'epsilon' });
 }
 
+
 async function handle(message: ToWorker): Promise<void> {
   switch (message.type) {
     case 'start':
@@ -231,3 +233,5 @@ process.on('message', (message: ToWorker) => {
   chain = chain.then(() => handle(message));
 });
 process.on('disconnect', () => process.exit(0));
+// Ctrl-C signals the whole process group; the bench closes this worker itself once it has stopped the load
+process.on('SIGINT', () => {});

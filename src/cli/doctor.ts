@@ -6,11 +6,10 @@ import { createRequire } from 'node:module';
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
 import { describeCudaProblem, findModelFolder, inspectCuda, ModelFolderError, type ModelFolder } from '../diffusion/index.js';
 import { loadPipeline } from '../diffusion/pipeline.js';
 import { createGraph, encodeModel } from '../../models/tiny/onnx-writer.js';
-import { fail } from './output.js';
+import { loadConfigOrFail } from './output.js';
 
 const ok = (text: string): void => void process.stdout.write(`  ok    ${text}\n`);
 const warn = (text: string): void => void process.stdout.write(`  warn  ${text}\n`);
@@ -50,15 +49,8 @@ function describeModel(root: string, path: string): string {
 }
 
 async function main(): Promise<void> {
-  loadDotEnv();
   const { values } = parseArgs({ options: { load: { type: 'boolean', default: false } } });
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) fail(error.message);
-    throw error;
-  }
+  const config = loadConfigOrFail();
   let healthy = true;
   const require = createRequire(import.meta.url);
   const ortVersion = (require('onnxruntime-node/package.json') as { version: string }).version;

@@ -4,11 +4,10 @@
 import { writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
 import { ASPECT_SIZES, ASPECTS, isAspect, isSeed, randomSeed, type Aspect } from '../core/request.js';
 import { createEngine, EngineError, findModelFolder, ModelFolderError, PROVIDER_CHOICES, type ProviderChoice } from '../diffusion/index.js';
 import { composeGrid, encodePng } from '../render/index.js';
-import { createCliLogger, fail } from './output.js';
+import { createCliLogger, fail, loadConfigOrFail } from './output.js';
 
 const USAGE = `usage: npm run imagine -- "<prompt>" [--steps N] [--seed N] [--aspect ${ASPECTS.join('|')}] [--count 1-4]
                             [--out out.png] [--singles] [--model-dir DIR] [--provider ${PROVIDER_CHOICES.join('|')}]`;
@@ -86,19 +85,11 @@ function parseOptions(argv: string[]): Options {
 const ms = (value: number): string => `${value < 10 ? value.toFixed(1) : Math.round(value)} ms`;
 
 async function main(): Promise<void> {
-  loadDotEnv();
   const options = parseOptions(process.argv.slice(2));
-  let config;
-  try {
-    config = loadConfig({
-      ...process.env,
-      ...(options.modelDir ? { MODEL_DIR: options.modelDir } : {}),
-      ...(options.provider ? { EXECUTION_PROVIDER: options.provider } : {}),
-    });
-  } catch (error) {
-    if (error instanceof ConfigError) fail(error.message);
-    throw error;
-  }
+  const config = loadConfigOrFail({
+    ...(options.modelDir ? { MODEL_DIR: options.modelDir } : {}),
+    ...(options.provider ? { EXECUTION_PROVIDER: options.provider } : {}),
+  });
   try {
     findModelFolder(config.modelDir);
   } catch (error) {

@@ -1,6 +1,7 @@
 // What the command-line tools share: a logger that prints readable lines, and failing with one clear message.
 
 import { Writable } from 'node:stream';
+import { ConfigError, loadConfig, loadDotEnv, type Config } from '../config.js';
 import { createLogger, type Logger, type LogLevel } from '../logger.js';
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warning', 50: 'error', 60: 'fatal' };
@@ -26,4 +27,15 @@ export function createCliLogger(level: LogLevel = 'warn'): Logger {
 export function fail(message: string, status: 1 | 2 = 1): never {
   process.stderr.write(`${message.trimEnd()}\n`);
   process.exit(status);
+}
+
+/** Reads `.env` and the environment (with `overrides` on top); a bad setting ends the command with its sentences. */
+export function loadConfigOrFail(overrides: NodeJS.ProcessEnv = {}): Config {
+  loadDotEnv();
+  try {
+    return loadConfig({ ...process.env, ...overrides });
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
 }

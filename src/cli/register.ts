@@ -2,21 +2,13 @@
 
 import { COMMANDS } from '../../commands/index.js';
 import { defaultSteps } from '../app.js';
-import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
 import { randomSeed } from '../core/request.js';
 import { findModelFolder, ModelFolderError } from '../diffusion/index.js';
 import { commandJson } from '../platforms/discord/command-json.js';
 import { describeRegistration, registerCommands } from '../platforms/discord/register.js';
-import { fail } from './output.js';
+import { fail, loadConfigOrFail } from './output.js';
 
-loadDotEnv();
-let config;
-try {
-  config = loadConfig();
-} catch (error) {
-  if (error instanceof ConfigError) fail(error.message);
-  throw error;
-}
+const config = loadConfigOrFail();
 if (!config.discord) fail('Set DISCORD_TOKEN and DISCORD_APPLICATION_ID to register the Discord commands (see .env.example).');
 let installedSteps: number[];
 try {

@@ -22,6 +22,7 @@ import { parseButtonId } from '../button-ids.js';
 import { cancelRow, resultRows } from './buttons.js';
 import { commandJson } from './command-json.js';
 import { resultText, statusText } from './messages.js';
+import { StatusThrottle } from '../status-throttle.js';
 import { describeRegistration, registerCommands } from './register.js';
 
 export type DiscordConfig = {
@@ -54,15 +55,13 @@ const DEFAULT_ATTACHMENT_LIMIT = 10 * 2 ** 20;
 /** Status edits per job at most this often (positions can change many times a second). */
 const STATUS_EDIT_INTERVAL_MS = 2_000;
 
-type Tracker = { lastEditAt: number; pending?: StatusUpdate; timer?: NodeJS.Timeout; finished: boolean };
-
 export class DiscordBot implements PlatformAdapter {
   readonly client: Client;
   private readonly config: DiscordConfig;
   private readonly deps: DiscordDeps;
   private readonly logger: Logger;
   private readonly now: () => number;
-  private readonly trackers = new Map<string, Tracker>();
+  private readonly status: StatusThrottle;
   /**
    * Settles when the interaction with this token has been acknowledged. Created before the service is called, since
    * the service may report on (or, from the image cache, finish) a job before the acknowledgement is back.
@@ -74,6 +73,7 @@ export class DiscordBot implements PlatformAdapter {
     this.deps = deps;
     this.logger = deps.logger.child({ part: 'discord' });
     this.now = deps.now ?? Date.now;
+    this.status = new StatusThrottle({ intervalMs: STATUS_EDIT_INTERVAL_MS, now: this.now, show: (job, update) => this.showStatus(job, update) });
     this.client = new Client({ intents: [GatewayIntentBits.Guilds], ...(config.apiUrl ? { rest: { api: config.apiUrl } } : {}) });
     this.client.on(Events.InteractionCreate, (interaction) => void this.onInteraction(interaction));
     this.client.on(Events.Error, (error) => this.logger.error({ err: error }, 'discord client error'));
@@ -101,8 +101,7 @@ export class DiscordBot implements PlatformAdapter {
   }
 
   async close(): Promise<void> {
-    for (const tracker of this.trackers.values()) clearTimeout(tracker.timer);
-    this.trackers.clear();
+    this.status.close();
     await this.client.destroy();
   }
 
@@ -146,7 +145,7 @@ export class DiscordBot implements PlatformAdapter {
     if (button.action === 'cancel') {
       const result = this.deps.service.cancel(requester, button.jobId);
       if (!result.ok) return this.refuse(interaction, result.refusal);
-      this.finish(button.jobId);
+      this.status.finish(button.jobId);
       const job = this.deps.service.job(button.jobId);
       await interaction.update({ content: `${job ? `**${job.request.prompt}**\n` : ''}Cancelled.`, components: [], allowedMentions: { parse: [] } });
       return;
@@ -174,8 +173,8 @@ export class DiscordBot implements PlatformAdapter {
       if (!submission.ok) return await this.refuse(interaction, submission.refusal);
       await interaction.deferReply();
       settle();
-      const tracker = this.tracker(submission.job.id);
-      if (submission.position > 0 && !tracker.finished && !tracker.pending) this.onStatus(submission.job, { state: 'queued', position: submission.position });
+      const { job, position } = submission;
+      if (position > 0 && !this.status.finished(job.id) && !this.status.pending(job.id)) this.onStatus(job, { state: 'queued', position });
     } finally {
       settle();
     }
@@ -201,21 +200,12 @@ export class DiscordBot implements PlatformAdapter {
   }
 
   onStatus(job: Job, update: StatusUpdate): void {
-    const tracker = this.tracker(job.id);
-    if (tracker.finished) return;
-    tracker.pending = update;
-    if (tracker.timer) return;
-    const wait = Math.max(0, tracker.lastEditAt + STATUS_EDIT_INTERVAL_MS - this.now());
-    tracker.timer = setTimeout(() => void this.flushStatus(job, tracker), wait);
+    this.status.update(job, update);
   }
 
-  private async flushStatus(job: Job, tracker: Tracker): Promise<void> {
-    tracker.timer = undefined;
+  private async showStatus(job: Job, update: StatusUpdate): Promise<void> {
     await this.acked(job);
-    const update = tracker.pending;
-    tracker.pending = undefined;
-    if (!update || tracker.finished || !this.tokenUsable(job)) return;
-    tracker.lastEditAt = this.now();
+    if (this.status.finished(job.id) || !this.tokenUsable(job)) return;
     const reply = job.reply as DiscordReply;
     try {
       await this.client.rest.patch(Routes.webhookMessage(reply.applicationId, reply.token), {
@@ -228,7 +218,7 @@ export class DiscordBot implements PlatformAdapter {
   }
 
   async deliverResult(job: Job, result: ResultDelivery): Promise<string | undefined> {
-    this.finish(job.id);
+    this.status.finish(job.id);
     await this.acked(job);
     const reply = job.reply as DiscordReply;
     const files = [{ name: result.fileName, data: result.file.data, contentType: result.file.contentType }];
@@ -249,7 +239,7 @@ export class DiscordBot implements PlatformAdapter {
   }
 
   async deliverFailure(job: Job, refusal: Refusal): Promise<void> {
-    this.finish(job.id);
+    this.status.finish(job.id);
     await this.acked(job);
     const reply = job.reply as DiscordReply;
     if (this.tokenUsable(job)) {
@@ -293,25 +283,6 @@ export class DiscordBot implements PlatformAdapter {
   private tokenUsable(job: Job): boolean {
     const reply = job.reply as DiscordReply;
     return Boolean(reply.token) && this.now() - reply.issuedAt < TOKEN_LIFETIME_MS;
-  }
-
-  private tracker(jobId: string): Tracker {
-    let tracker = this.trackers.get(jobId);
-    if (!tracker) {
-      tracker = { lastEditAt: 0, finished: false };
-      this.trackers.set(jobId, tracker);
-    }
-    return tracker;
-  }
-
-  /** No more status edits for this job; its result or failure takes the message over. */
-  private finish(jobId: string): void {
-    const tracker = this.tracker(jobId);
-    tracker.finished = true;
-    clearTimeout(tracker.timer);
-    tracker.timer = undefined;
-    // the tracker is dropped a little later, once any in-flight edit has settled
-    setTimeout(() => this.trackers.delete(jobId), STATUS_EDIT_INTERVAL_MS).unref();
   }
 }
 

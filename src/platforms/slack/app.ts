@@ -12,6 +12,7 @@ import { refusalText, type Refusal } from '../../core/refusal.js';
 import type { PlatformAdapter, Requester, ResultDelivery, Service, StatusUpdate, Submission } from '../../core/service.js';
 import type { Logger } from '../../logger.js';
 import { parseButtonId } from '../button-ids.js';
+import { StatusThrottle } from '../status-throttle.js';
 import { escapeText, resultBlocks, resultCaption, statusBlocks } from './blocks.js';
 
 export type SlackConfig = {
@@ -35,15 +36,13 @@ export type SlackDeps = { service: Service; logger: Logger; commandContext: () =
  */
 type SlackReply = { responseUrl: string; issuedAt: number; channelId: string; ownsOriginal: boolean };
 
-/** A response_url works five times within 30 minutes; keep one use for a failure. */
-const RESPONSE_URL_USES = 5;
+/** A response_url works five times within 30 minutes; one use stays for the final delete or a failure. */
+const MAX_STATUS_EDITS = 5 - 1;
 const RESPONSE_URL_LIFETIME_MS = 29 * 60_000;
 const STATUS_EDIT_INTERVAL_MS = 2_000;
 /** Slack shares an uploaded file asynchronously; wait this long for it before posting the buttons anyway. */
 const SHARE_WAIT_MS = 10_000;
 const SHARE_POLL_MS = 250;
-
-type Tracker = { uses: number; lastEditAt: number; pending?: StatusUpdate; timer?: NodeJS.Timeout; finished: boolean };
 
 export class SlackBot implements PlatformAdapter {
   readonly app: App;
@@ -51,7 +50,7 @@ export class SlackBot implements PlatformAdapter {
   private readonly deps: SlackDeps;
   private readonly logger: Logger;
   private readonly now: () => number;
-  private readonly trackers = new Map<string, Tracker>();
+  private readonly status: StatusThrottle;
   /** HTTP mode: the port Slack's requests arrive on, once started (`/slack/events`). */
   httpPort: number | undefined;
 
@@ -60,6 +59,7 @@ export class SlackBot implements PlatformAdapter {
     this.deps = deps;
     this.logger = deps.logger.child({ part: 'slack' });
     this.now = deps.now ?? Date.now;
+    this.status = new StatusThrottle({ intervalMs: STATUS_EDIT_INTERVAL_MS, now: this.now, show: (job, update, edits) => this.showStatus(job, update, edits) });
     this.app = new App({
       token: config.botToken,
       signingSecret: config.signingSecret,
@@ -67,8 +67,8 @@ export class SlackBot implements PlatformAdapter {
       ...(config.apiUrl ? { clientOptions: { slackApiUrl: config.apiUrl } } : {}),
       logLevel: LogLevel.ERROR,
     });
-    this.app.command(`/${imagine.name}`, async ({ command, ack, respond }) => {
-      await this.onImagine(command, ack, respond);
+    this.app.command(`/${imagine.name}`, async ({ command, ack }) => {
+      await this.onImagine(command, ack);
     });
     this.app.action<BlockAction<SlackButton>>(/^v1:/, async ({ action, body, ack, respond }) => {
       await ack();
@@ -91,14 +91,13 @@ export class SlackBot implements PlatformAdapter {
   }
 
   async close(): Promise<void> {
-    for (const tracker of this.trackers.values()) clearTimeout(tracker.timer);
-    this.trackers.clear();
+    this.status.close();
     await this.app.stop();
   }
 
   // ——— listeners ———
 
-  private async onImagine(command: SlashCommand, ack: (response?: { response_type: 'ephemeral'; text: string; blocks?: unknown[] }) => Promise<void>, respond: RespondFn): Promise<void> {
+  private async onImagine(command: SlashCommand, ack: (response?: { response_type: 'ephemeral'; text: string; blocks?: unknown[] }) => Promise<void>): Promise<void> {
     const context = this.deps.commandContext();
     const parsed = parseFlags(imagine, command.text, context);
     if (parsed.kind !== 'values') {
@@ -118,7 +117,7 @@ export class SlackBot implements PlatformAdapter {
     if (!submission.ok) return ack({ response_type: 'ephemeral', text: refusalText(submission.refusal) });
     const update: StatusUpdate = submission.position > 0 ? { state: 'queued', position: submission.position } : { state: 'running' };
     await ack({ response_type: 'ephemeral', ...statusBlocks(submission.job, update) });
-    void respond; // later updates go through the job's stored response_url
+    this.status.shown(submission.job.id);
   }
 
   private async onButton(action: SlackButton, body: BlockAction, respond: RespondFn): Promise<void> {
@@ -130,7 +129,7 @@ export class SlackBot implements PlatformAdapter {
       if (button.action === 'cancel') {
         const result = this.deps.service.cancel(requester, button.jobId);
         if (!result.ok) return void (await refuse(result.refusal));
-        this.finish(button.jobId);
+        this.status.finish(button.jobId);
         await respond({ response_type: 'ephemeral', replace_original: true, text: 'Cancelled.' });
         return;
       }
@@ -142,8 +141,6 @@ export class SlackBot implements PlatformAdapter {
             ? await this.deps.service.upscale(requester, button.jobId, button.index, reply)
             : await this.deps.service.vary(requester, button.jobId, button.index, reply);
       if (!submission.ok) return void (await refuse(submission.refusal));
-      const tracker = this.tracker(submission.job.id);
-      tracker.uses++;
       const update: StatusUpdate = submission.position > 0 ? { state: 'queued', position: submission.position } : { state: 'running' };
       await respond({ response_type: 'ephemeral', replace_original: false, ...statusBlocks(submission.job, update) });
     } catch (error) {
@@ -164,27 +161,21 @@ export class SlackBot implements PlatformAdapter {
   }
 
   onStatus(job: Job, update: StatusUpdate): void {
-    const tracker = this.tracker(job.id);
-    if (tracker.finished) return;
-    tracker.pending = update;
-    if (tracker.timer) return;
-    const wait = Math.max(STATUS_EDIT_INTERVAL_MS / 4, tracker.lastEditAt + STATUS_EDIT_INTERVAL_MS - this.now());
-    tracker.timer = setTimeout(() => void this.flushStatus(job, tracker), wait);
+    this.status.update(job, update);
   }
 
-  private async flushStatus(job: Job, tracker: Tracker): Promise<void> {
-    tracker.timer = undefined;
-    const update = tracker.pending;
-    tracker.pending = undefined;
-    // the acknowledgement showed the first status; one use of the response_url stays for a failure
-    if (!update || tracker.finished || tracker.uses >= RESPONSE_URL_USES - 2 || !this.ownsStatusMessage(job)) return;
-    tracker.lastEditAt = this.now();
-    tracker.uses++;
-    await this.respondTo(job, { replace_original: true, ...statusBlocks(job, update) });
+  /** Replaces the member's ephemeral status message; a click's status is a message of its own, left as it is. */
+  private async showStatus(job: Job, update: StatusUpdate, edits: number): Promise<void> {
+    if (edits >= MAX_STATUS_EDITS || !this.ownsStatusMessage(job)) return;
+    try {
+      await this.respondTo(job, { replace_original: true, ...statusBlocks(job, update) });
+    } catch (error) {
+      this.logger.warn({ err: error, job: job.id }, 'could not update a queue position');
+    }
   }
 
   async deliverResult(job: Job, result: ResultDelivery): Promise<string | undefined> {
-    this.finish(job.id);
+    this.status.finish(job.id);
     const reply = job.reply as SlackReply;
     const client = this.app.client;
     const upload = (await client.filesUploadV2({
@@ -207,7 +198,7 @@ export class SlackBot implements PlatformAdapter {
   }
 
   async deliverFailure(job: Job, refusal: Refusal): Promise<void> {
-    this.finish(job.id);
+    this.status.finish(job.id);
     const text = `*${escapeText(job.request.prompt)}*\n${refusalText(refusal)}`;
     if (this.responseUrlUsable(job)) {
       try {
@@ -255,22 +246,6 @@ export class SlackBot implements PlatformAdapter {
   /** The job's status message can be edited or removed through its response_url. */
   private ownsStatusMessage(job: Job): boolean {
     return (job.reply as SlackReply).ownsOriginal && this.responseUrlUsable(job);
-  }
-
-  private tracker(jobId: string): Tracker {
-    let tracker = this.trackers.get(jobId);
-    if (!tracker) {
-      tracker = { uses: 1, lastEditAt: this.now(), finished: false };
-      this.trackers.set(jobId, tracker);
-    }
-    return tracker;
-  }
-
-  private finish(jobId: string): void {
-    const tracker = this.tracker(jobId);
-    tracker.finished = true;
-    clearTimeout(tracker.timer);
-    setTimeout(() => this.trackers.delete(jobId), STATUS_EDIT_INTERVAL_MS).unref();
   }
 }
 

@@ -3,7 +3,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { constants, createDeflate, deflateSync, type Deflate } from 'node:zlib';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import type { ChangeFeed } from './changes.js';
+import type { ChangeFeed } from '../changes.js';
 import { isJsonObject, type Json, type JsonObject } from './objects.js';
 
 export const GATEWAY_OPCODE = {

@@ -1,6 +1,6 @@
 // Interactions the fake dispatches: their INTERACTION_CREATE payloads and the record, which tests wait on, of what the bot did with each.
 
-import type { ChangeFeed } from './changes.js';
+import type { ChangeFeed } from '../changes.js';
 import type { FakeMessage, MessageStore, StoredMessage, UploadedFile } from './messages.js';
 import {
   COMPONENT_TYPE,

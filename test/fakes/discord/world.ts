@@ -1,7 +1,7 @@
 // Everything the fake Discord knows (guilds, channels, DMs, users, messages, commands, interactions), shared by gateway and REST.
 
 import { randomBytes } from 'node:crypto';
-import { ChangeFeed } from './changes.js';
+import { ChangeFeed } from '../changes.js';
 import { CommandStore } from './commands.js';
 import {
   buttonDataJson,
@@ -44,7 +44,7 @@ export interface WorldConfig {
 
 export class World {
   readonly config: WorldConfig;
-  readonly feed = new ChangeFeed();
+  readonly feed = new ChangeFeed('fake Discord');
   readonly nextId: () => string;
   readonly messages: MessageStore;
   readonly commands: CommandStore;

@@ -1,7 +1,7 @@
 // Files uploaded through Slack's v2 flow (getUploadURLExternal → POST bytes → completeUploadExternal), and their delayed sharing.
 
 import { randomBytes } from 'node:crypto';
-import type { ChangeFeed } from './changes.js';
+import type { ChangeFeed } from '../changes.js';
 import type { MessageStore } from './messages.js';
 import { randomId, type JsonObject, type Workspace } from './objects.js';
 

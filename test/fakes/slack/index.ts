@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { multipartBoundary, parseMultipart } from '../discord/multipart.js';
-import { ChangeFeed } from './changes.js';
+import { ChangeFeed } from '../changes.js';
 import { FileStore, type FakeSlackFile } from './files.js';
 import {
   applyResponse,
@@ -121,7 +121,7 @@ export class FakeSlack {
   readonly signingSecret: string;
   private readonly server: Server;
   private readonly workspace: Workspace;
-  private readonly feed = new ChangeFeed();
+  private readonly feed = new ChangeFeed('fake Slack');
   private readonly store: MessageStore;
   private readonly fileStore: FileStore;
   private readonly webApi: FakeWebApi;

@@ -2,7 +2,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { buttonsOf, checkBlocks, problemLine, type FakeSlackButton } from './blocks.js';
-import type { ChangeFeed } from './changes.js';
+import type { ChangeFeed } from '../changes.js';
 import type { FakeSlackMessage, MessageStore } from './messages.js';
 import { isJsonObject, type FakeSlackChannelSpec, type FakeSlackUser, type Json, type JsonObject, type Workspace } from './objects.js';
 

@@ -4,7 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import type { ChangeFeed } from './changes.js';
+import type { ChangeFeed } from '../changes.js';
 import { isJsonObject, type Json, type JsonObject } from './objects.js';
 
 /** Envelope types Slack sends over Socket Mode. */

@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { multipartBoundary, parseMultipart } from '../discord/multipart.js';
 import { checkBlocks, problemLine } from './blocks.js';
-import type { ChangeFeed } from './changes.js';
+import type { ChangeFeed } from '../changes.js';
 import type { Completion, FileStore } from './files.js';
 import type { MessageStore } from './messages.js';
 import {

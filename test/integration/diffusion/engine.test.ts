@@ -55,7 +55,8 @@ describe('the engine in its worker process', () => {
   beforeAll(async () => {
     workers = [];
     engine = createEngine(
-      { modelDir: dir, provider: 'auto', deviceId: 0 },
+      // one onnxruntime thread, as with CUDA: on a 2-core machine the other core stays free for the main thread
+      { modelDir: dir, provider: 'auto', deviceId: 0, cpuThreads: 1 },
       {
         logger,
         startWorker: (script) => {
@@ -138,7 +139,9 @@ describe('the engine in its worker process', () => {
     await encodePng(output.images[0]);
     events.push('first encoded');
     await second;
-    expect(events).toEqual(['first back', 'second started', 'first encoded']);
+    // the second request starts as soon as the first's pixels are out of the worker, before the first is encoded
+    expect(events.indexOf('second started')).toBeGreaterThanOrEqual(0);
+    expect(events.indexOf('second started')).toBeLessThan(events.indexOf('first encoded'));
   });
 
   it('makes the same pixels after a restart', async () => {
