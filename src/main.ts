@@ -33,15 +33,10 @@ try {
 
 const logger = createLogger({ level: config.logLevel });
 const app = createApp(config, { logger });
-try {
-  await app.start();
-} catch (error) {
-  logger.fatal({ err: error }, 'the bot could not start');
-  await app.close().catch(() => undefined);
-  exit(error instanceof EngineError || error instanceof ModelFolderError ? error.message : `The bot could not start: ${(error as Error).message}`);
-}
 
+// signals are handled from the start: a stop during model loading or login still closes what has started
 let stopping = false;
+let starting: Promise<unknown> = Promise.resolve();
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
@@ -50,9 +45,21 @@ async function stop(signal: string): Promise<void> {
     logger.error('stopping took too long; exiting now');
     process.exit(1);
   }, config.stopTimeoutMs + 15_000).unref();
+  await starting.catch(() => undefined);
   await app.close();
   logger.info('stopped');
   process.exit(0);
 }
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('SIGTERM', () => void stop('SIGTERM'));
+
+starting = app.start();
+try {
+  await starting;
+} catch (error) {
+  if (stopping) await new Promise(() => {}); // stop() finishes and exits
+  logger.fatal({ err: error }, 'the bot could not start');
+  await app.close().catch(() => undefined);
+  exit(error instanceof EngineError || error instanceof ModelFolderError ? error.message : `The bot could not start: ${(error as Error).message}`);
+}
+if (!stopping) logger.info({ discord: Boolean(config.discord), slack: Boolean(config.slack) }, 'ready');

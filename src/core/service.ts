@@ -5,7 +5,7 @@ import type { Logger } from '../logger.js';
 import type { Engine, GenerationOutput } from '../diffusion/index.js';
 import { composeGrid, decodeImage, encodeForUpload, imageFileName, type EncodedImage } from '../render/index.js';
 import type { ImageCache } from './image-cache.js';
-import type { Job, JobKind, JobStore, JobTimings } from './jobs.js';
+import type { Job, JobKind, JobStore, JobTimings, NewJob } from './jobs.js';
 import type { Limits, LimitSubject } from './limits.js';
 import type { FairQueue } from './queue.js';
 import type { Refusal } from './refusal.js';
@@ -79,6 +79,9 @@ export class Service {
   private runningJob: Job | undefined;
   private lastSteps: number | undefined;
   private stopping = false;
+  private started = false;
+  /** Jobs made by this process before `start()`: not left over from a previous run, so never queued again. */
+  private readonly takenBeforeStart = new Set<string>();
   private readonly blockedPattern: RegExp | undefined;
 
   constructor(config: ServiceConfig, deps: ServiceDeps) {
@@ -103,10 +106,12 @@ export class Service {
 
   /**
    * Queues again every job a crash or stop left unfinished (platforms must be registered first). Jobs this process
-   * already holds — a platform may take requests before `start()` — are left where they are.
+   * took itself — a platform may take requests before `start()` — are left alone, whatever stage they are in.
    */
   start(): void {
-    const left = this.deps.store.unfinished().filter((job) => !this.deps.queue.has(job.id) && this.runningJob?.id !== job.id);
+    const left = this.deps.store.unfinished().filter((job) => !this.takenBeforeStart.has(job.id));
+    this.takenBeforeStart.clear();
+    this.started = true;
     for (const job of left) {
       if (job.status === 'running') this.deps.store.markQueued(job.id);
       this.enqueue({ ...job, status: 'queued' });
@@ -146,7 +151,7 @@ export class Service {
     if (!cached) return this.submit(requester, 'upscale', request, parent, reply, index);
     const refusal = this.precheck(requester);
     if (refusal) return { ok: false, refusal };
-    const job = this.deps.store.create({ ...this.newJob(requester, 'upscale', request, parent, reply), parentIndex: index });
+    const job = this.record({ ...this.newJob(requester, 'upscale', request, parent, reply), parentIndex: index });
     const started = this.now();
     const adapter = this.adapterFor(job);
     const { width, height } = ASPECT_SIZES[request.aspect];
@@ -264,7 +269,7 @@ export class Service {
     if (!admission.ok) return { ok: false, refusal: admission.refusal };
     let job: Job;
     try {
-      job = this.deps.store.create({ ...this.newJob(requester, kind, request, parent, reply), parentIndex });
+      job = this.record({ ...this.newJob(requester, kind, request, parent, reply), parentIndex });
     } catch (error) {
       this.logger.error({ err: error }, 'could not record a job');
       await this.deps.limits.refund(subject).catch(() => undefined);
@@ -273,6 +278,12 @@ export class Service {
     this.enqueue(job);
     this.pump();
     return { ok: true, job, position: this.waiting.get(job.id)?.position ?? 0 };
+  }
+
+  private record(job: NewJob): Job {
+    const created = this.deps.store.create(job);
+    if (!this.started) this.takenBeforeStart.add(created.id);
+    return created;
   }
 
   private enqueue(job: Job): void {
@@ -342,6 +353,8 @@ export class Service {
     const generateMs = this.now() - started;
     this.track(
       (async () => {
+        // let run() return first, so the engine gets the next job before the grid is composed on this thread
+        await new Promise((resolve) => setImmediate(resolve));
         const image = output.images.length === 1 ? output.images[0] : composeGrid(output.images);
         const file = await encodeForUpload(image, adapter.maxUploadBytes(job));
         const seeds = imageNoise(job.request).map((_, i) => job.request.seed + i);

@@ -31,6 +31,16 @@ export type BotProcess = {
 
 /** Pids of every process a test started (bots and the workers found in them), for `killLeftovers()`. */
 const started = new Set<number>();
+// should the test process end without its afterAll (a timeout, a crash), a bot left behind would outlive it
+process.once('exit', () => {
+  for (const pid of started) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
 
 /**
  * Starts `node dist/src/main.js` in `cwd` with exactly `env` (nothing inherited from the test runner). The caller
@@ -66,6 +76,7 @@ export function startBot(options: { cwd: string; env: Record<string, string>; de
   // 'close', not 'exit': the output is complete only once both pipes have ended
   const exited = new Promise<Exit>((resolve) => {
     child.once('close', (code, signal) => {
+      started.delete(child.pid!);
       if (partial.trim()) logs.push(parseLine(partial));
       exit = { code, signal, at: Date.now() };
       resolve(exit);

@@ -227,8 +227,7 @@ describe('the bot as a process', () => {
     expect(late.edits).toEqual([]);
   });
 
-  // Fails while the engine worker dies of the SIGINT itself: Ctrl-C signals the terminal's whole foreground process
-  // group, worker included, so the image being generated fails and the worker is restarted during the stop.
+  // Ctrl-C signals the terminal's whole foreground process group, so the engine worker gets the SIGINT too
   it('finishes the running image when Ctrl-C reaches the whole process group', async () => {
     const dataDir = join(root, 'ctrl-c');
     const { bot, worker } = await startReadyBot(dataDir, { detached: true });
@@ -248,13 +247,13 @@ describe('the bot as a process', () => {
     });
   });
 
-  // Fails while service.start() runs after the gateway is live: a job made in between is in the store as unfinished,
-  // so start() queues it a second time and it is generated and delivered twice.
+  // Fails while service.start() queues again a job this process made before start() and is still delivering: the
+  // store has it as running, so it is generated and delivered twice.
   it('runs a command that arrives while the commands are being registered once', async () => {
     const dataDir = join(root, 'early');
-    // a rate-limited registration holds the bot between "discord ready" and service.start() for half a second, and a
-    // rate-limited acknowledgement, which the delivery waits for, keeps the job unfinished for longer
-    discord.failNext({ method: 'GET', path: /\/commands$/ }, { status: 429, retryAfterSeconds: 0.5 });
+    // a rate-limited registration holds the bot between "discord ready" and service.start() for a second, long enough
+    // to generate the image; a rate-limited acknowledgement, which the delivery waits for, keeps it undelivered
+    discord.failNext({ method: 'GET', path: /\/commands$/ }, { status: 429, retryAfterSeconds: 1 });
     discord.failNext({ method: 'POST', path: /\/callback$/ }, { status: 429, retryAfterSeconds: 1.5 });
     const bot = startBot({ cwd, env: botEnv(dataDir) });
     bots.push(bot);
@@ -293,7 +292,7 @@ describe('the bot as a process', () => {
     expect(bot.stderr().replaceAll(root, '<tmp>')).toMatchInlineSnapshot(`
       "The model folder <tmp>/no-model-here is not usable:
         - the folder does not exist
-      see models/README.md for how to get it or build it.
+      See models/README.md for how to get it or build it.
       "
     `);
     expect(bot.stderr()).toContain('models/README.md');
