@@ -1,6 +1,5 @@
 // The inputs and outputs the pipeline needs from each model (spec §6.3), checked once when the sessions load.
 
-import { MODEL_HELP } from './model-folder.js';
 import type { OnnxModel } from './session.js';
 
 const FLOATS = ['float32', 'float16'];
@@ -59,7 +58,7 @@ export function penultimateHiddenState(model: OnnxModel): string {
     .sort((a, b) => a - b);
   if (layers.length < 2) {
     throw new Error(
-      `${model.label}: expected outputs hidden_states.0 … hidden_states.N (exported with output_hidden_states), found ${quoted(model.outputs.keys())}; ${MODEL_HELP}`,
+      `${model.label}: expected outputs hidden_states.0 … hidden_states.N (exported with output_hidden_states), found ${quoted(model.outputs.keys())}; export it with its hidden states (see models/README.md)`,
     );
   }
   return `hidden_states.${layers[layers.length - 2]}`;

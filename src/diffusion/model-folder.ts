@@ -5,7 +5,7 @@ import { join, relative, resolve } from 'node:path';
 import { PREDICTION_TYPES, type PredictionType } from './scheduler.js';
 
 /** Where an admin learns how to get or build the folder. */
-export const MODEL_HELP = 'see models/README.md for how to get it or build it';
+export const MODEL_HELP = 'See models/README.md for how to get it or build it';
 
 export type TokenizerFiles = { vocab: string; merges: string };
 

@@ -202,7 +202,7 @@ describe('engine start-up errors', () => {
     expect(error.code).toBe('model');
     expect(error.message).toContain('nowhere is not usable');
     expect(error.message).toContain('the folder does not exist');
-    expect(error.message).toContain('see models/README.md');
+    expect(error.message).toContain('See models/README.md');
   });
 
   it('lists every missing file by name', async () => {
