@@ -17,6 +17,7 @@ import { appendFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { valueNoise } from './texture.js';
 import type { PipelineRequest, StageTimings } from '../src/diffusion/pipeline.js';
 import type { FromWorker, SerializedError, ToWorker, WorkerImage } from '../src/diffusion/protocol.js';
 
@@ -102,23 +103,8 @@ function photoTexture(side: number): Uint8Array {
   for (let channel = 0; channel < RGB; channel++) {
     field.fill(128);
     for (const { cell, amplitude } of octaves) {
-      const columns = Math.ceil(width / cell) + 2;
-      const rows = Math.ceil(height / cell) + 2;
-      const lattice = Float32Array.from({ length: columns * rows }, () => (random() * 2 - 1) * amplitude);
-      for (let y = 0; y < height; y++) {
-        const y0 = Math.floor(y / cell);
-        const ty = y / cell - y0;
-        const sy = ty * ty * (3 - 2 * ty);
-        for (let x = 0; x < width; x++) {
-          const x0 = Math.floor(x / cell);
-          const tx = x / cell - x0;
-          const sx = tx * tx * (3 - 2 * tx);
-          const i = y0 * columns + x0;
-          const top = lattice[i] + (lattice[i + 1] - lattice[i]) * sx;
-          const bottom = lattice[i + columns] + (lattice[i + columns + 1] - lattice[i + columns]) * sx;
-          field[y * width + x] += top + (bottom - top) * sy;
-        }
-      }
+      const noise = valueNoise(width, height, cell, random);
+      for (let p = 0; p < field.length; p++) field[p] += noise[p] * amplitude;
     }
     for (let p = 0; p < width * height; p++) pixels[p * RGB + channel] = field[p] + (random() * 7 - 3);
   }

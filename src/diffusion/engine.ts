@@ -73,7 +73,7 @@ export function workerScript(): string {
  * and killing a worker in the middle of a run is safe (terminating a worker thread there aborted the whole process
  * about one time in three with onnxruntime-node 1.30). 'advanced' serialization carries typed arrays.
  */
-function startWorkerProcess(script: string): ChildProcess {
+export function startWorkerProcess(script: string): ChildProcess {
   return fork(script, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 

@@ -3,14 +3,23 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, EngineError, type Engine } from '../../../src/diffusion/engine.js';
+import { createEngine, EngineError, startWorkerProcess, type Engine } from '../../../src/diffusion/engine.js';
 import type { PipelineRequest } from '../../../src/diffusion/pipeline.js';
 import { createLogger } from '../../../src/logger.js';
 import { encodePng } from '../../../src/render/index.js';
 import { writeTinyModelFolder } from '../../../models/tiny/generate.js';
 import { attr, createGraph, writeModel } from '../../../models/tiny/onnx-writer.js';
+
+/** Starts the engine's real worker process, as the engine would, and keeps it in `workers` for the test to kill. */
+function tracked(workers: ChildProcess[]): (script: string) => ChildProcess {
+  return (script) => {
+    const worker = startWorkerProcess(script);
+    workers.push(worker);
+    return worker;
+  };
+}
 
 /** Kills a worker process as a native crash would end it, and waits until it is gone. */
 async function kill(worker: ChildProcess): Promise<void> {
@@ -57,14 +66,7 @@ describe('the engine in its worker process', () => {
     engine = createEngine(
       // one onnxruntime thread, as with CUDA: on a 2-core machine the other core stays free for the main thread
       { modelDir: dir, provider: 'auto', deviceId: 0, cpuThreads: 1 },
-      {
-        logger,
-        startWorker: (script) => {
-          const worker = fork(script, [], { serialization: 'advanced', execArgv: [] });
-          workers.push(worker);
-          return worker;
-        },
-      },
+      { logger, startWorker: tracked(workers) },
     );
     await engine.start();
   });
@@ -159,14 +161,7 @@ describe('a worker that keeps dying', () => {
     const { logger } = captureLogger();
     const engine = createEngine(
       { modelDir: dir, provider: 'cpu', deviceId: 0, lazyUnets: true },
-      {
-        logger,
-        startWorker: (script) => {
-          const worker = fork(script, [], { serialization: 'advanced', execArgv: [] });
-          workers.push(worker);
-          return worker;
-        },
-      },
+      { logger, startWorker: tracked(workers) },
     );
     await engine.start();
     try {
