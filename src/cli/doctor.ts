@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   } catch (error) {
     if (!(error instanceof ModelFolderError)) throw error;
     for (const problem of error.problems) bad(problem);
-    warn('see models/README.md for how to get the model folder');
+    warn('get it with `npm run models:fetch` and models/export/export_lightning.py (models/README.md)');
     healthy = false;
   }
   if (folder && values.load) {

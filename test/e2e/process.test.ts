@@ -292,7 +292,7 @@ describe('the bot as a process', () => {
     expect(bot.stderr().replaceAll(root, '<tmp>')).toMatchInlineSnapshot(`
       "The model folder <tmp>/no-model-here is not usable:
         - the folder does not exist
-      See models/README.md for how to get it or build it.
+      Get it with \`npm run models:fetch\` and models/export/export_lightning.py; models/README.md explains both.
       "
     `);
     expect(bot.stderr()).toContain('models/README.md');

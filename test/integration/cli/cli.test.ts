@@ -83,7 +83,7 @@ describe('npm run imagine', () => {
     const result = await cli('imagine.js', ['cat'], { MODEL_DIR: join(root, 'missing') });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('the folder does not exist');
-    expect(result.stderr).toContain('See models/README.md');
+    expect(result.stderr).toContain('npm run models:fetch');
     expect(result.stderr).toContain('npm run models:tiny');
     expect(existsSync(join(root, 'out.png'))).toBe(false);
   });

@@ -197,7 +197,7 @@ describe('engine start-up errors', () => {
     expect(error.code).toBe('model');
     expect(error.message).toContain('nowhere is not usable');
     expect(error.message).toContain('the folder does not exist');
-    expect(error.message).toContain('See models/README.md');
+    expect(error.message).toContain('npm run models:fetch');
   });
 
   it('lists every missing file by name', async () => {
