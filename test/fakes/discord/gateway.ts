@@ -236,15 +236,21 @@ export class FakeGateway {
     }
   }
 
-  private identify(connection: Connection, d: Json): void {
+  /** IDENTIFY and RESUME alike: a fresh connection with the bot's token, else the socket is closed as Discord does. */
+  private authenticates(connection: Connection, d: Json): d is JsonObject {
     if (connection.session !== null) {
       connection.socket.close(GATEWAY_CLOSE.alreadyAuthenticated, 'Already authenticated');
-      return;
+      return false;
     }
     if (!isJsonObject(d) || d.token !== this.deps.token) {
       connection.socket.close(GATEWAY_CLOSE.authenticationFailed, 'Authentication failed');
-      return;
+      return false;
     }
+    return true;
+  }
+
+  private identify(connection: Connection, d: Json): void {
+    if (!this.authenticates(connection, d)) return;
     const session: Session = { id: this.deps.newSessionId(), seq: 0, events: [], connection, resumable: true };
     this.sessions.push(session);
     connection.session = session;
@@ -267,14 +273,7 @@ export class FakeGateway {
   }
 
   private resume(connection: Connection, d: Json): void {
-    if (connection.session !== null) {
-      connection.socket.close(GATEWAY_CLOSE.alreadyAuthenticated, 'Already authenticated');
-      return;
-    }
-    if (!isJsonObject(d) || d.token !== this.deps.token) {
-      connection.socket.close(GATEWAY_CLOSE.authenticationFailed, 'Authentication failed');
-      return;
-    }
+    if (!this.authenticates(connection, d)) return;
     const session = this.sessions.find((candidate) => candidate.id === d.session_id);
     if (!session || !session.resumable) {
       connection.send({ op: GATEWAY_OPCODE.invalidSession, d: false, s: null, t: null });

@@ -43,28 +43,6 @@ export interface FakeButton {
 /** Who made a message: the bot through a channel route, the bot through an interaction token, or a test (`clickButton`). */
 export type MessageOrigin = 'channel' | 'interaction' | 'seeded';
 
-/** A message as it was at one moment; later edits do not change a snapshot. */
-export interface FakeMessage {
-  id: string;
-  channelId: string;
-  guildId: string | null;
-  type: number;
-  content: string;
-  embeds: JsonObject[];
-  components: JsonObject[];
-  flags: number;
-  attachments: FakeAttachment[];
-  buttons: FakeButton[];
-  ephemeral: boolean;
-  /** True while a deferred response still shows "thinking…". */
-  loading: boolean;
-  origin: MessageOrigin;
-  interactionId: string | null;
-  /** Milliseconds since the epoch. */
-  createdAt: number;
-  editedAt: number | null;
-  deleted: boolean;
-}
 
 /** A create or edit request: the JSON body (or multipart `payload_json`) and the files that came with it. */
 export interface MessageWrite {
@@ -85,10 +63,22 @@ export interface StoredMessage {
   origin: MessageOrigin;
   interactionId: string | null;
   interactionMetadata: JsonObject | null;
+  /** Milliseconds since the epoch. */
   createdAt: number;
   editedAt: number | null;
   deleted: boolean;
 }
+
+/**
+ * A message as it was at one moment; later edits do not change a snapshot. The stored record (less the interaction
+ * metadata), with what tests read off it: its buttons, and whether it is ephemeral or still loading.
+ */
+export type FakeMessage = Omit<StoredMessage, 'interactionMetadata'> & {
+  buttons: FakeButton[];
+  ephemeral: boolean;
+  /** True while a deferred response still shows "thinking…". */
+  loading: boolean;
+};
 
 export interface NewMessage {
   channelId: string;
