@@ -5,10 +5,19 @@ import type { CommandContext, CommandDefinition, OptionValues } from './index.js
 
 export type FlagParse = { kind: 'values'; values: OptionValues } | { kind: 'help' } | { kind: 'error'; message: string };
 
+/**
+ * What starts a flag: `--` or `-`, or an en or em dash (U+2013, U+2014), which autocorrect ("smart punctuation" on
+ * macOS and iOS) makes of a typed `--`, or the minus sign U+2212.
+ */
+const DASH = '(?:--?|[\u2013\u2014\u2212]{1,2})';
+const FLAG = new RegExp(`^${DASH}([a-z][a-z-]*)(?:=(.*))?$`, 'i');
+const HELP = new RegExp(`^(?:help|${DASH}(?:help|h))$`, 'i');
+const STARTS_WITH_FLAG = new RegExp(`^${DASH}[a-z]`, 'i');
+
 /** The first required string option takes the free text; every other option is a `--flag value`. */
 export function parseFlags(definition: CommandDefinition, text: string, context: CommandContext): FlagParse {
   const trimmed = text.trim();
-  if (trimmed === '' || /^(help|--help|-h)$/i.test(trimmed)) return { kind: 'help' };
+  if (trimmed === '' || HELP.test(trimmed)) return { kind: 'help' };
   const options = definition.options(context);
   const free = options.find((option) => option.kind === 'string' && option.required);
   const byFlag = new Map<string, string>();
@@ -22,7 +31,7 @@ export function parseFlags(definition: CommandDefinition, text: string, context:
   const tokens = trimmed.split(/\s+/);
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i];
-    const flag = /^--?([a-z][a-z-]*)(?:=(.*))?$/i.exec(token);
+    const flag = FLAG.exec(token);
     if (!flag) {
       words.push(token);
       continue;
@@ -30,7 +39,7 @@ export function parseFlags(definition: CommandDefinition, text: string, context:
     const name = byFlag.get(flag[1].toLowerCase());
     if (!name) return { kind: 'error', message: `Unknown option --${flag[1]}.` };
     const value = flag[2] ?? tokens[++i];
-    if (value === undefined || value === '' || value.startsWith('--')) return { kind: 'error', message: `--${flag[1]} needs a value.` };
+    if (value === undefined || value === '' || value.startsWith('--') || STARTS_WITH_FLAG.test(value)) return { kind: 'error', message: `--${flag[1]} needs a value.` };
     if (name in values) return { kind: 'error', message: `--${flag[1]} is given twice.` };
     values[name] = value;
   }

@@ -1,6 +1,7 @@
 // /imagine: the prompt and its options, their limits, and parsing into a GenerationRequest or a Refusal.
 
 import { ASPECTS, isAspect, MAX_IMAGES, MAX_SEED, type GenerationRequest } from '../src/core/request.js';
+import { cleanPrompt, hasVisibleText } from '../src/core/prompt.js';
 import type { Refusal } from '../src/core/refusal.js';
 import type { CommandContext, CommandDefinition, CommandOption, OptionValues } from './index.js';
 
@@ -41,8 +42,8 @@ function whole(value: string | number | boolean | undefined): number | undefined
 }
 
 function parse(values: OptionValues, context: CommandContext): GenerationRequest | Refusal {
-  const prompt = typeof values.prompt === 'string' ? values.prompt.replace(/\s+/g, ' ').trim() : '';
-  if (!prompt) return { code: 'prompt_empty' };
+  const prompt = typeof values.prompt === 'string' ? cleanPrompt(values.prompt) : '';
+  if (!hasVisibleText(prompt)) return { code: 'prompt_empty' };
   if (prompt.length > MAX_PROMPT_LENGTH) return { code: 'prompt_too_long', max: MAX_PROMPT_LENGTH };
 
   const steps = whole(values.steps) ?? (values.steps === undefined || values.steps === '' ? context.defaults.steps : null);

@@ -7,12 +7,13 @@ import { composeGrid, decodeImage, encodeForUpload, imageFileName, type EncodedI
 import type { ImageCache } from './image-cache.js';
 import type { Job, JobKind, JobStore, JobTimings, NewJob } from './jobs.js';
 import type { Limits, LimitSubject } from './limits.js';
+import { createPolicy, requestRefusal, type Policy } from './policy.js';
 import type { FairQueue } from './queue.js';
 import type { Refusal } from './refusal.js';
 import { ASPECT_SIZES, imageNoise, imageRecipe, randomSeed, type GenerationRequest, type Platform } from './request.js';
 
 /** Who is asking, and where. */
-export type Requester = { platform: Platform; userId: string; guildId: string | null; channelId: string };
+export type Requester = { platform: Platform; userId: string; guildId: string | null; channelId: string; direct?: boolean };
 
 export type StatusUpdate = { state: 'queued'; position: number } | { state: 'running' };
 
@@ -82,17 +83,14 @@ export class Service {
   private started = false;
   /** Jobs made by this process before `start()`: not left over from a previous run, so never queued again. */
   private readonly takenBeforeStart = new Set<string>();
-  private readonly blockedPattern: RegExp | undefined;
+  private readonly policy: Policy;
 
   constructor(config: ServiceConfig, deps: ServiceDeps) {
     this.config = config;
     this.deps = deps;
     this.logger = deps.logger.child({ part: 'service' });
     this.now = deps.now ?? Date.now;
-    const words = config.blockedWords.map((word) => word.trim()).filter(Boolean);
-    this.blockedPattern = words.length
-      ? new RegExp(`(?<![\\p{L}\\p{N}])(?:${words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})(?![\\p{L}\\p{N}])`, 'iu')
-      : undefined;
+    this.policy = createPolicy(config);
   }
 
   registerPlatform(platform: Platform, adapter: PlatformAdapter): void {
@@ -123,11 +121,7 @@ export class Service {
   /** The cheap checks, in memory: stopping, channel policy and the word list. */
   private precheck(requester: Requester, prompt?: string): Refusal | undefined {
     if (this.stopping) return { code: 'shutting_down' };
-    if (requester.guildId !== null && this.config.allowedChannels.length > 0 && !this.config.allowedChannels.includes(requester.channelId)) {
-      return { code: 'channel_not_allowed' };
-    }
-    if (prompt !== undefined && this.blockedPattern?.test(prompt)) return { code: 'blocked_word' };
-    return undefined;
+    return requestRefusal(this.policy, requester, prompt);
   }
 
   imagine(requester: Requester, request: GenerationRequest, reply: Record<string, unknown>): Promise<Submission> {

@@ -72,7 +72,7 @@ describe('the Slack app in Socket Mode', () => {
     await command.waitForResponse((response) => (response.payload as { delete_original?: boolean }).delete_original === true);
     const file = slack.files.find((f) => f.initialComment?.includes('a lighthouse at dusk'))!;
     expect(file).toMatchObject({ completed: true, shared: true, channels: [CHANNEL] });
-    expect(file.initialComment).toContain('seeds 42–45 · 1 steps · 1344×768');
+    expect(file.initialComment).toContain('seeds 42–45 · 1 step · 16:9 1344×768');
     expect(file.initialComment).toContain(`<@${alice.id}>`);
     const meta = await sharp(file.bytes!).metadata();
     expect([meta.format, meta.width! > 2 * 1344]).toEqual(['png', true]);
@@ -83,7 +83,7 @@ describe('the Slack app in Socket Mode', () => {
 
   it('answers help and malformed flags with the usage, only to the member', async () => {
     const help = slack.sendSlashCommand({ command: '/imagine', text: 'help', userId: alice.id, channelId: CHANNEL });
-    expect(JSON.stringify((await help.waitForAck()).payload)).toContain('Usage: /imagine <prompt>');
+    expect(JSON.stringify((await help.waitForAck()).payload)).toContain('Usage: /imagine &lt;prompt&gt;');
     const bad = slack.sendSlashCommand({ command: '/imagine', text: 'a cat --style anime', userId: alice.id, channelId: CHANNEL });
     const payload = (await bad.waitForAck()).payload as { text: string; response_type: string };
     expect(payload.response_type).toBe('ephemeral');
@@ -99,11 +99,11 @@ describe('the Slack app in Socket Mode', () => {
       slack.clickButton({ actionId: grid.buttons.find((b) => b.text === text)!.actionId!, messageTs: grid.ts, channelId: CHANNEL, userId: bob.id, ...(value ? { value } : {}) });
     const upscale = click('U2');
     await upscale.waitForAck();
-    await slack.waitForMessage(CHANNEL, (m) => m.text.startsWith('Buttons for') && JSON.stringify(m.blocks).includes('image 2 at full size'), 30_000);
+    await slack.waitForMessage(CHANNEL, (m) => m.text.startsWith('Buttons for') && JSON.stringify(m.blocks).includes('Image 2 at full size'), 30_000);
     click('V1');
-    await slack.waitForMessage(CHANNEL, (m) => m.text.startsWith('Buttons for') && JSON.stringify(m.blocks).includes('variations of image 1'), 30_000);
+    await slack.waitForMessage(CHANNEL, (m) => m.text.startsWith('Buttons for') && JSON.stringify(m.blocks).includes('Variations of image 1'), 30_000);
     click('Re-roll');
-    await slack.waitForMessage(CHANNEL, (m) => m.text.startsWith('Buttons for') && JSON.stringify(m.blocks).includes('re-roll'), 30_000);
+    await slack.waitForMessage(CHANNEL, (m) => m.text.startsWith('Buttons for') && JSON.stringify(m.blocks).includes('Re-roll — '), 30_000);
     const forged = click('U1', 'v1:upscale:aaaaaaaaaaaa:0');
     const response = await forged.waitForResponse();
     expect(response.payload).toMatchObject({ response_type: 'ephemeral', text: 'I no longer know that image; start a new one with /imagine.' });

@@ -21,7 +21,7 @@ import type { Logger } from '../../logger.js';
 import { parseButtonId } from '../button-ids.js';
 import { cancelRow, resultRows } from './buttons.js';
 import { commandJson } from './command-json.js';
-import { resultText, statusText } from './messages.js';
+import { cancelledText, failureText, resultText, statusText } from './messages.js';
 import { StatusThrottle } from '../status-throttle.js';
 import { describeRegistration, registerCommands } from './register.js';
 
@@ -147,7 +147,7 @@ export class DiscordBot implements PlatformAdapter {
       if (!result.ok) return this.refuse(interaction, result.refusal);
       this.status.finish(button.jobId);
       const job = this.deps.service.job(button.jobId);
-      await interaction.update({ content: `${job ? `**${job.request.prompt}**\n` : ''}Cancelled.`, components: [], allowedMentions: { parse: [] } });
+      await interaction.update({ content: cancelledText(job), components: [], allowedMentions: { parse: [] } });
       return;
     }
     await this.acknowledge(interaction, (reply) =>
@@ -246,14 +246,14 @@ export class DiscordBot implements PlatformAdapter {
       try {
         await this.client.rest.patch(Routes.webhookMessage(reply.applicationId, reply.token), {
           auth: false,
-          body: { content: `**${job.request.prompt}**\n${refusalText(refusal)}`, components: [], allowed_mentions: { parse: [] } },
+          body: { content: failureText(job, refusal, false), components: [], allowed_mentions: { parse: [] } },
         });
         return;
       } catch (error) {
         this.logger.warn({ err: error, job: job.id }, 'could not edit the interaction reply with a failure; posting in the channel instead');
       }
     }
-    await this.postToUser(job, { content: `<@${job.userId}> **${job.request.prompt}**\n${refusalText(refusal)}`, components: [], files: [] });
+    await this.postToUser(job, { content: failureText(job, refusal, true), components: [], files: [] });
   }
 
   /** A normal bot message in the job's channel (the interaction token is gone), else in a DM to its owner. */

@@ -1,41 +1,39 @@
-// The words the Discord bot shows: status lines and result captions (refusal sentences come from core/refusal.ts).
+// The words the Discord bot shows for a job — status, result, failure and cancel lines — from the shared captions with
+// Discord's markdown escaping (refusal sentences come from core/refusal.ts).
 
-import { escapeMarkdown } from 'discord.js';
 import type { Job } from '../../core/jobs.js';
+import type { Refusal } from '../../core/refusal.js';
 import type { ResultDelivery, StatusUpdate } from '../../core/service.js';
+import { cancelledCaption, failureCaption, resultCaption, statusCaption, type Markup } from '../captions.js';
+import { escapeDiscord } from '../escape.js';
 
-const quote = (prompt: string): string => `**${escapeMarkdown(prompt)}**`;
+/**
+ * Discord's markup. Content holds 2000 characters; the prompt may take 1400 of them escaped (every character of a
+ * 1000-character prompt could need a backslash), which leaves room for the longest label, mention and seed recipe.
+ */
+export const DISCORD_MARKUP: Markup = {
+  escape: escapeDiscord,
+  bold: (escaped) => `**${escaped}**`,
+  mention: (userId) => `<@${userId}>`,
+  maxPromptLength: 1400,
+};
 
-function what(job: Job): string {
-  const index = job.parentIndex === null ? '' : ` of image ${job.parentIndex + 1}`;
-  switch (job.kind) {
-    case 'upscale':
-      return `Image${index.replace(' of image', '')} at full size`;
-    case 'vary':
-      return `Variations${index}`;
-    case 'reroll':
-      return 'Re-roll';
-    default:
-      return '';
-  }
-}
+/** Discord's limit on a message's content. */
+export const MAX_CONTENT_LENGTH = 2000;
 
 export function statusText(job: Job, update: StatusUpdate): string {
-  const head = [quote(job.request.prompt), what(job)].filter(Boolean).join(' — ');
-  return update.state === 'running' ? `${head}\nGenerating…` : `${head}\nQueued — position ${update.position}`;
+  return statusCaption(job, update, DISCORD_MARKUP);
 }
 
-const seconds = (ms: number): string => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
-
+/** `mention`: name the owner, for a result posted as a normal message rather than as the reply to their command. */
 export function resultText(job: Job, result: ResultDelivery, mention: boolean): string {
-  const { request } = job;
-  const seeds = result.seeds.length > 1 ? `seeds ${result.seeds[0]}–${result.seeds[result.seeds.length - 1]}` : `seed ${result.seeds[0]}`;
-  const size = `${request.aspect === '1:1' ? '' : `${request.aspect} `}${result.width}×${result.height}`;
-  const details = [seeds, `${request.steps} ${request.steps === 1 ? 'step' : 'steps'}`, size, result.fromCache ? 'from the cache' : seconds(result.elapsedMs)];
-  const lines = [
-    [quote(request.prompt), what(job), mention ? `<@${job.userId}>` : ''].filter(Boolean).join(' — '),
-    details.join(' · '),
-  ];
-  if (result.truncated) lines.push('The prompt was cut to its first 75 tokens, as the model reads no more.');
-  return lines.join('\n');
+  return resultCaption(job, result, DISCORD_MARKUP, mention);
+}
+
+export function failureText(job: Job, refusal: Refusal, mention: boolean): string {
+  return failureCaption(job, refusal, DISCORD_MARKUP, mention);
+}
+
+export function cancelledText(job: Job | undefined): string {
+  return cancelledCaption(job, DISCORD_MARKUP);
 }

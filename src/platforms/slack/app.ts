@@ -13,7 +13,10 @@ import type { PlatformAdapter, Requester, ResultDelivery, Service, StatusUpdate,
 import type { Logger } from '../../logger.js';
 import { parseButtonId } from '../button-ids.js';
 import { StatusThrottle } from '../status-throttle.js';
-import { escapeText, resultBlocks, resultCaption, statusBlocks } from './blocks.js';
+import { slackTextToPlain } from '../escape.js';
+import { buttonsText, failureText, fileTitle, resultBlocks, resultComment, statusBlocks, usageText } from './blocks.js';
+import { createSlackReceiver } from './receiver.js';
+import { actionRequester, commandRequester } from './requester.js';
 
 export type SlackConfig = {
   botToken: string;
@@ -63,7 +66,7 @@ export class SlackBot implements PlatformAdapter {
     this.app = new App({
       token: config.botToken,
       signingSecret: config.signingSecret,
-      ...(config.appToken ? { socketMode: true, appToken: config.appToken } : { port: config.port }),
+      ...(config.appToken ? { socketMode: true, appToken: config.appToken } : { receiver: createSlackReceiver({ signingSecret: config.signingSecret, logger: this.logger }) }),
       ...(config.apiUrl ? { clientOptions: { slackApiUrl: config.apiUrl } } : {}),
       logLevel: LogLevel.ERROR,
     });
@@ -99,14 +102,14 @@ export class SlackBot implements PlatformAdapter {
 
   private async onImagine(command: SlashCommand, ack: (response?: { response_type: 'ephemeral'; text: string; blocks?: unknown[] }) => Promise<void>): Promise<void> {
     const context = this.deps.commandContext();
-    const parsed = parseFlags(imagine, command.text, context);
+    const parsed = parseFlags(imagine, slackTextToPlain(command.text), context);
     if (parsed.kind !== 'values') {
       const usage = flagUsage(imagine, context);
-      return ack({ response_type: 'ephemeral', text: parsed.kind === 'error' ? `${parsed.message}\n${usage}` : usage });
+      return ack({ response_type: 'ephemeral', text: usageText(usage, parsed.kind === 'error' ? parsed.message : undefined) });
     }
     const request = imagine.parse(parsed.values, context);
     if (isRefusal(request)) return ack({ response_type: 'ephemeral', text: refusalText(request) });
-    const requester: Requester = { platform: 'slack', userId: command.user_id, guildId: command.team_id, channelId: command.channel_id };
+    const requester: Requester = commandRequester(command);
     let submission: Submission;
     try {
       submission = await this.deps.service.imagine(requester, request, this.replyFor(command.response_url, command.channel_id, true));
@@ -125,7 +128,7 @@ export class SlackBot implements PlatformAdapter {
     try {
       const button = parseButtonId(action.value ?? action.action_id);
       if (!button) return void (await refuse({ code: 'unknown_job' }));
-      const requester: Requester = { platform: 'slack', userId: body.user.id, guildId: body.team?.id ?? null, channelId: body.channel?.id ?? body.user.id };
+      const requester: Requester = actionRequester(body);
       if (button.action === 'cancel') {
         const result = this.deps.service.cancel(requester, button.jobId);
         if (!result.ok) return void (await refuse(result.refusal));
@@ -182,14 +185,14 @@ export class SlackBot implements PlatformAdapter {
       channel_id: reply.channelId,
       file: result.file.data,
       filename: result.fileName,
-      title: job.request.prompt.slice(0, 250),
-      initial_comment: resultCaption(job, result),
+      title: fileTitle(job),
+      initial_comment: resultComment(job, result),
     })) as { files?: { files?: { id?: string }[] }[] };
     const fileId = upload.files?.[0]?.files?.[0]?.id;
     if (fileId) await this.waitUntilShared(fileId, reply.channelId);
     const posted = await client.chat.postMessage({
       channel: reply.channelId,
-      text: `Buttons for ${job.request.prompt}`,
+      text: buttonsText(job),
       blocks: resultBlocks(job, result),
     });
     // the status message has done its work; the result is in the channel for everyone
@@ -199,7 +202,7 @@ export class SlackBot implements PlatformAdapter {
 
   async deliverFailure(job: Job, refusal: Refusal): Promise<void> {
     this.status.finish(job.id);
-    const text = `*${escapeText(job.request.prompt)}*\n${refusalText(refusal)}`;
+    const text = failureText(job, refusal);
     if (this.responseUrlUsable(job)) {
       try {
         await this.respondTo(job, { replace_original: this.ownsStatusMessage(job), text });

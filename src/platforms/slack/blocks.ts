@@ -1,14 +1,27 @@
-// Slack's buttons and message blocks for results and queue status; button values name the job like Discord's ids.
+// Slack's texts and blocks for a job — status, result, buttons, failure — from the shared captions with Slack's
+// escaping; button values name the job like Discord's ids.
 
 import type { types } from '@slack/bolt';
 import type { Job } from '../../core/jobs.js';
+import type { Refusal } from '../../core/refusal.js';
 import type { ResultDelivery, StatusUpdate } from '../../core/service.js';
 import { buttonId, type ButtonAction } from '../button-ids.js';
+import { failureCaption, plainPrompt, promptText, resultCaption, statusCaption, type Markup } from '../captions.js';
+import { escapeSlack } from '../escape.js';
 
-/** Slack escapes only &, < and > in mrkdwn text. */
-export function escapeText(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
+/**
+ * Slack's markup. A section's text holds 3000 characters; the prompt may take 2500 of them escaped (`&` becomes
+ * `&amp;`), which leaves room for the rest of a caption.
+ */
+export const SLACK_MARKUP: Markup = {
+  escape: escapeSlack,
+  bold: (escaped) => `*${escaped}*`,
+  mention: (userId) => `<@${userId}>`,
+  maxPromptLength: 2500,
+};
+
+/** Slack's limit on a file's title. */
+const MAX_TITLE_LENGTH = 250;
 
 function button(text: string, action: ButtonAction, style?: 'primary' | 'danger'): types.Button {
   const id = buttonId(action);
@@ -17,33 +30,42 @@ function button(text: string, action: ButtonAction, style?: 'primary' | 'danger'
 
 const section = (text: string): types.SectionBlock => ({ type: 'section', text: { type: 'mrkdwn', text } });
 
-function what(job: Job): string {
-  if (job.kind === 'upscale') return ` — image ${(job.parentIndex ?? 0) + 1} at full size`;
-  if (job.kind === 'vary') return ` — variations of image ${(job.parentIndex ?? 0) + 1}`;
-  if (job.kind === 'reroll') return ' — re-roll';
-  return '';
-}
-
 export function statusBlocks(job: Job, update: StatusUpdate): { text: string; blocks: types.KnownBlock[] } {
-  const text = `*${escapeText(job.request.prompt)}*${what(job)}\n${update.state === 'running' ? 'Generating…' : `Queued — position ${update.position}`}`;
+  const text = statusCaption(job, update, SLACK_MARKUP);
   const blocks: types.KnownBlock[] = [section(text)];
   if (update.state === 'queued') blocks.push({ type: 'actions', elements: [button('Cancel', { action: 'cancel', jobId: job.id }, 'danger')] });
   return { text, blocks };
 }
 
-export function resultCaption(job: Job, result: ResultDelivery): string {
-  const seeds = result.seeds.length > 1 ? `seeds ${result.seeds[0]}–${result.seeds[result.seeds.length - 1]}` : `seed ${result.seeds[0]}`;
-  const time = result.fromCache ? 'from the cache' : `${(result.elapsedMs / 1000).toFixed(1)} s`;
-  const lines = [`*${escapeText(job.request.prompt)}*${what(job)} — <@${job.userId}>`, `${seeds} · ${job.request.steps} steps · ${result.width}×${result.height} · ${time}`];
-  if (result.truncated) lines.push('The prompt was cut to its first 75 tokens, as the model reads no more.');
-  return lines.join('\n');
+/** The file's comment: the caption, with the owner named. */
+export function resultComment(job: Job, result: ResultDelivery): string {
+  return resultCaption(job, result, SLACK_MARKUP, true);
+}
+
+/** The fallback text (notifications, screen readers) of the message that carries the buttons. */
+export function buttonsText(job: Job): string {
+  return `Buttons for ${promptText(job.request.prompt, SLACK_MARKUP)}`;
+}
+
+/** The uploaded file's title, plain text. */
+export function fileTitle(job: Job): string {
+  return plainPrompt(job.request.prompt, MAX_TITLE_LENGTH);
+}
+
+export function failureText(job: Job, refusal: Refusal): string {
+  return failureCaption(job, refusal, SLACK_MARKUP, false);
+}
+
+/** The usage answer, after what was wrong if anything, escaped line by line: it names `<prompt>`, which Slack reads as a tag. */
+export function usageText(usage: string, problem?: string): string {
+  return (problem ? `${problem}\n${usage}` : usage).split('\n').map(escapeSlack).join('\n');
 }
 
 /** The caption, then `U1`…`Un` and `Re-roll`, then `V1`…`Vn`. */
 export function resultBlocks(job: Job, result: ResultDelivery): types.KnownBlock[] {
   const indexes = result.seeds.map((_, i) => i);
   return [
-    section(resultCaption(job, result)),
+    section(resultComment(job, result)),
     {
       type: 'actions',
       elements: [...indexes.map((i) => button(`U${i + 1}`, { action: 'upscale', jobId: job.id, index: i })), button('Re-roll', { action: 'reroll', jobId: job.id }, 'primary')],
