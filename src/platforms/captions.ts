@@ -9,7 +9,7 @@ import { visibleText } from './escape.js';
 
 /** How a platform marks up text, and how much of a prompt one of its messages may show. */
 export type Markup = {
-  /** Makes user text literal: nothing in it renders as formatting, a link or a mention. Character by character. */
+  /** Makes user text literal: nothing in it renders as formatting, a link or a mention. */
   escape(text: string): string;
   /** Wraps text that is already escaped. */
   bold(escaped: string): string;
@@ -20,17 +20,22 @@ export type Markup = {
 
 const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' });
 
-/** The first characters of `text`, whole graphemes only, whose rendering fits `max` with a closing "…". */
+/**
+ * The longest start of `text`, whole graphemes only, whose rendering fits `max` with a closing "…". Each candidate
+ * start is rendered as a whole (an escape may depend on what follows a character), and a longer start never renders
+ * shorter, so a binary search finds it.
+ */
 function cut(text: string, render: (text: string) => string, max: number): string {
   const whole = render(text);
   if (whole.length <= max) return whole;
-  let shown = '';
-  for (const { segment } of graphemes.segment(text)) {
-    const next = shown + render(segment);
-    if (next.length + 1 > max) break;
-    shown = next;
+  const ends = [...graphemes.segment(text)].map(({ index, segment }) => index + segment.length);
+  let [fits, tooLong] = [0, ends.length];
+  while (tooLong - fits > 1) {
+    const middle = (fits + tooLong) >> 1;
+    if (render(text.slice(0, ends[middle - 1])).length + 1 <= max) fits = middle;
+    else tooLong = middle;
   }
-  return `${shown}…`;
+  return `${fits === 0 ? '' : render(text.slice(0, ends[fits - 1]))}…`;
 }
 
 /** The prompt escaped for the platform, cut to its budget. */

@@ -18,16 +18,22 @@ export function visibleText(text: string): string {
     .replace(UNSHOWABLE, '\ufffd');
 }
 
-/**
- * Every character Discord's markdown gives a meaning: emphasis, code, spoilers, quotes, headings, lists, masked
- * links (`[text](url)`), mentions and other `<…>` tags, `@everyone`/`@here`, and the `:` of `https://`, so a URL
- * shows as text instead of a link with an embed. Discord shows a backslash-escaped punctuation character as itself.
- */
-const DISCORD_MARKUP = /[\\*_~|`>#\-[\]()<@:]/g;
+/** Characters that format, quote code, hide (spoilers), open a masked link (`[text](url)`) or a `<…>` tag anywhere. */
+const DISCORD_INLINE = /[\\*_~|`[\]<]/g;
 
-/** User text for Discord message content: shown literally, never a link, a mention or formatting. */
+/**
+ * User text for Discord message content: shown literally, never formatting, a masked link, a mention or an
+ * autolinked URL (with its embed). Discord shows a backslash-escaped punctuation character as itself; only what would
+ * act is escaped, so the text stays readable when copied: the inline markdown characters, the `:` of `://`, the `@`
+ * of `@everyone` and `@here`, and a quote, heading or list marker at the start.
+ */
 export function escapeDiscord(text: string): string {
-  return visibleText(text).replace(DISCORD_MARKUP, '\\$&');
+  return visibleText(text)
+    .replace(DISCORD_INLINE, '\\$&')
+    .replace(/:(?=\/\/)/g, '\\:')
+    .replace(/@(?=everyone|here)/gi, '\\@')
+    .replace(/^( *)([>#-])/, '$1\\$2')
+    .replace(/^( *\d+)\./, '$1\\.');
 }
 
 const SLACK_ENTITIES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };

@@ -14,6 +14,21 @@ describe('text flags for /imagine', () => {
     expect(parseFlags(imagine, '--count=1 a red   cat', context)).toEqual({ kind: 'values', values: { prompt: 'a red cat', count: '1' } });
   });
 
+  it('reads flags typed with an en or em dash, as autocorrect makes of "--"', () => {
+    expect(parseFlags(imagine, 'a cat —steps 2 –seed 5 —ar=16:9 ——count 1 −aspect 4:3', context)).toEqual({ kind: 'error', message: '--aspect is given twice.' });
+    expect(parseFlags(imagine, 'a cat —steps 2 –seed 5 —ar=16:9 ——count 1', context)).toEqual({
+      kind: 'values',
+      values: { prompt: 'a cat', steps: '2', seed: '5', aspect: '16:9', count: '1' },
+    });
+    expect(parseFlags(imagine, '—help', context)).toEqual({ kind: 'help' });
+    expect(parseFlags(imagine, 'a cat —steps —seed 5', context)).toEqual({ kind: 'error', message: '--steps needs a value.' });
+    expect(parseFlags(imagine, 'a cat —style anime', context)).toEqual({ kind: 'error', message: 'Unknown option --style.' });
+  });
+
+  it('leaves dashes inside the prompt alone', () => {
+    expect(parseFlags(imagine, 'sunset — watercolor, sci-fi–noir —— 1990s', context)).toEqual({ kind: 'values', values: { prompt: 'sunset — watercolor, sci-fi–noir —— 1990s' } });
+  });
+
   it('gives parse() values it can check like Discord numbers', () => {
     const parsed = parseFlags(imagine, 'a cat --steps 2 --aspect 9:16', context);
     if (parsed.kind !== 'values') throw new Error(parsed.kind);

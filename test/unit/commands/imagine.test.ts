@@ -24,6 +24,16 @@ describe('/imagine parse', () => {
     expect(parse({ prompt: '  a  lighthouse\nat dusk ' })).toEqual({ prompt: 'a lighthouse at dusk', steps: 4, seed: 123, aspect: '1:1', count: 4 } satisfies GenerationRequest);
   });
 
+  it('refuses a prompt of only zero-width or format characters as empty', () => {
+    for (const prompt of ['\u200b', '\u200c\u200d', '\u2060 \ufeff', '\u00ad\u200e\u200f', '\u202e\u2066', '\u0000\u001b', '\u3164\ufe0f']) {
+      expect(parse({ prompt }), JSON.stringify(prompt)).toEqual({ code: 'prompt_empty' });
+    }
+  });
+
+  it('stores the prompt without control or bidi reordering characters', () => {
+    expect(parse({ prompt: 'a\u0000 cat\u001b[0m \u202eright' })).toMatchObject({ prompt: 'a cat[0m right' });
+  });
+
   it('takes numbers from Discord and digit strings from text flags alike', () => {
     const expected = { prompt: 'cat', steps: 2, seed: 42, aspect: '16:9', count: 1 };
     expect(parse({ prompt: 'cat', steps: 2, seed: 42, aspect: '16:9', count: 1 })).toEqual(expected);
