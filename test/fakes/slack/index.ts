@@ -247,22 +247,24 @@ export class FakeSlack {
   /**
    * POSTs a slash command (`'command'`, form fields) or a click (`'action'`, `payload=<json>`) to a bot's HTTP Request
    * URL, e.g. `http://127.0.0.1:PORT/slack/events`, signed with this fake's signing secret, badly, or not at all. A 200
-   * answer is recorded as the handle's ack (its body: '' → `{}`, JSON as is, other text → `{ text }`).
+   * answer is recorded as the handle's ack (its body: '' → `{}`, JSON as is, other text → `{ text }`). The answer
+   * carries the body and timestamp that were signed, so a test can send the very same request again.
    */
   async signedPost<K extends InteractionKind>(
     url: string,
     kind: K,
     fields: SignedPostFields<K>,
     signing: SigningOptions = {},
-  ): Promise<HttpAnswer & { handle: InteractionHandle }> {
+  ): Promise<HttpAnswer & { handle: InteractionHandle; rawBody: string; timestamp: number }> {
     const handle = kind === 'command' ? this.commandHandle(fields as SlashCommand, 'http') : this.actionHandle(fields as ButtonClick, 'http');
     const rawBody =
       kind === 'command'
         ? new URLSearchParams(handle.payload as Record<string, string>).toString()
         : new URLSearchParams({ payload: JSON.stringify(handle.payload) }).toString();
-    const answer = await postSigned(url, rawBody, this.signingSecret, signing);
+    const timestamp = signing.timestamp ?? Math.floor(Date.now() / 1000);
+    const answer = await postSigned(url, rawBody, this.signingSecret, { ...signing, timestamp });
     if (answer.status === 200) this.acknowledge(handle, httpAckPayload(answer.body), 'http');
-    return { ...answer, handle };
+    return { ...answer, handle, rawBody, timestamp };
   }
 
   /** Every slash command and click sent so far, oldest first. */
