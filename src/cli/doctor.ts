@@ -1,5 +1,5 @@
 // `npm run doctor`: checks the box the bot runs on — Node, onnxruntime-node, CUDA (and exactly why not), the GPU,
-// and the model folder. Exits 1 when the configured setup cannot work.
+// the chat platforms' tokens, and the model folder. Exits 1 when the configured setup cannot work.
 
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -10,6 +10,7 @@ import { describeCudaProblem, findModelFolder, inspectCuda, ModelFolderError, PR
 import { loadPipeline } from '../diffusion/pipeline.js';
 import { createGraph, encodeModel } from '../../models/tiny/onnx-writer.js';
 import { CUDA_INSTALL_COMMAND } from '../install/cuda-provider.js';
+import type { Config } from '../config.js';
 import { fail, loadConfigOrFail } from './output.js';
 
 const USAGE = `usage: npm run doctor -- [--load] [--model-dir DIR] [--provider ${PROVIDER_CHOICES.join('|')}]
@@ -80,6 +81,34 @@ function parseOptions(argv: string[]): Options {
   return { load: parsed.values.load, modelDir: parsed.values['model-dir'], provider };
 }
 
+/** Asks each configured platform whether it accepts its tokens; false when one does not. */
+async function checkPlatforms(config: Config): Promise<boolean> {
+  section('Chat platforms');
+  if (!config.discord && !config.slack) {
+    warn('none configured: set DISCORD_TOKEN and DISCORD_APPLICATION_ID, or SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (see .env.example)');
+    return true;
+  }
+  // discord.js and Bolt load only when there is something to check
+  const checks = await import('../start-checks.js');
+  let healthy = true;
+  const report = async (check: Promise<void>, good: string): Promise<void> => {
+    try {
+      await check;
+      ok(good);
+    } catch (error) {
+      if (!(error instanceof checks.StartError)) throw error;
+      bad(error.message);
+      healthy = false;
+    }
+  };
+  if (config.discord) await report(checks.checkDiscordAccess(config.discord), `Discord accepts DISCORD_TOKEN for the application ${config.discord.applicationId}`);
+  if (config.slack) {
+    const mode = config.slack.appToken ? ' and SLACK_APP_TOKEN (Socket Mode)' : ` (HTTP mode on port ${config.slack.port})`;
+    await report(checks.checkSlackAccess(config.slack), `Slack accepts SLACK_BOT_TOKEN${mode}`);
+  }
+  return healthy;
+}
+
 async function main(): Promise<void> {
   const values = parseOptions(process.argv.slice(2));
   // the options stand for their settings, so a bad value gets the setting's own sentence
@@ -125,6 +154,8 @@ async function main(): Promise<void> {
       warn(`EXECUTION_PROVIDER=auto will use the CPU (minutes per image with the real model): ${why}`);
     }
   }
+
+  if (!(await checkPlatforms(config))) healthy = false;
 
   section(`Model folder (MODEL_DIR=${config.modelDir})`);
   let folder: ModelFolder | undefined;

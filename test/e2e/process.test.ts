@@ -187,6 +187,11 @@ describe('the bot as a process', () => {
       const sent = deliveries(interactions[i], prompt);
       expect(sent, `deliveries of "${prompt}"`).toEqual([{ via: row.id === orphan.id ? 'channel' : 'interaction', id: row.result_message_id }]);
     }
+    // the refused edit of the expired interaction is logged without its token, the bot token or the image's bytes
+    const logs = JSON.stringify([...first.bot.logs, ...second.bot.logs]);
+    for (const token of [...rows.map((row) => row.token), discord.token]) expect(logs).not.toContain(token);
+    expect(logs).not.toMatch(/(\d+,){64}/);
+    expect(logs).not.toContain('"Buffer"');
   });
 
   it('finishes the running image on SIGTERM, refuses new work, keeps the queue and exits 0', async () => {
