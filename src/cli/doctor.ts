@@ -4,14 +4,13 @@
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { relative } from 'node:path';
-import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { describeCudaProblem, findModelFolder, inspectCuda, ModelFolderError, PROVIDER_CHOICES, type ModelFolder } from '../diffusion/index.js';
 import { loadPipeline } from '../diffusion/pipeline.js';
 import { createGraph, encodeModel } from '../../models/tiny/onnx-writer.js';
 import { CUDA_INSTALL_COMMAND } from '../install/cuda-provider.js';
 import type { Config } from '../config.js';
-import { fail, loadConfigOrFail } from './output.js';
+import { fail, loadConfigOrFail, parseArgsOrUsage } from './output.js';
 
 const USAGE = `usage: npm run doctor -- [--load] [--model-dir DIR] [--provider ${PROVIDER_CHOICES.join('|')}]
   --load       also load every model with the provider and check its inputs and outputs
@@ -58,9 +57,8 @@ function describeModel(root: string, path: string): string {
 type Options = { load: boolean; modelDir: string | undefined; provider: string | undefined };
 
 function parseOptions(argv: string[]): Options {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const parsed = parseArgsOrUsage(
+    {
       args: argv,
       options: {
         load: { type: 'boolean', default: false },
@@ -68,14 +66,9 @@ function parseOptions(argv: string[]): Options {
         provider: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
-    });
-  } catch (error) {
-    fail(`${(error as Error).message}\n${USAGE}`, 2);
-  }
-  if (parsed.values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
+    },
+    USAGE,
+  );
   const { provider } = parsed.values;
   if (provider !== undefined && !(PROVIDER_CHOICES as readonly string[]).includes(provider)) fail(`--provider must be one of ${PROVIDER_CHOICES.join(', ')}; got "${provider}".`, 2);
   return { load: parsed.values.load, modelDir: parsed.values['model-dir'], provider };

@@ -4,11 +4,10 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ASPECT_SIZES, ASPECTS, isAspect, isSeed, MAX_SEED, randomSeed, type Aspect } from '../core/request.js';
 import { createEngine, EngineError, findModelFolder, ModelFolderError, PROVIDER_CHOICES, type ProviderChoice } from '../diffusion/index.js';
 import { composeGrid, encodePng } from '../render/index.js';
-import { createCliLogger, fail, loadConfigOrFail } from './output.js';
+import { createCliLogger, fail, loadConfigOrFail, parseArgsOrUsage } from './output.js';
 
 const USAGE = `usage: npm run imagine -- "<prompt>" [--steps N] [--seed N|-1] [--aspect ${ASPECTS.join('|')}] [--count 1-4]
                             [--out out.png] [--singles] [--model-dir DIR] [--provider ${PROVIDER_CHOICES.join('|')}]`;
@@ -68,9 +67,8 @@ function checkWritable(path: string): void {
 }
 
 function parseOptions(argv: string[]): Options {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const { values, positionals } = parseArgsOrUsage(
+    {
       args: joinNegativeNumbers(argv),
       allowPositionals: true,
       options: {
@@ -84,15 +82,9 @@ function parseOptions(argv: string[]): Options {
         provider: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
-    });
-  } catch (error) {
-    fail(`${(error as Error).message}\n${USAGE}`, 2);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
+    },
+    USAGE,
+  );
   const prompt = positionals.join(' ').trim();
   if (!prompt) fail(`Give a prompt.\n${USAGE}`, 2);
   const whole = (name: string, text: string | undefined): number | undefined => {
