@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { ASPECTS, type Aspect } from './core/request.js';
 import { PROVIDER_CHOICES, type ProviderChoice } from './diffusion/provider.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
+import { maskUrlCredentials } from './redact.js';
 
 export type Config = {
   modelDir: string;
@@ -137,14 +138,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('DISCORD_TOKEN and DISCORD_APPLICATION_ID enable Discord together; set both or neither');
   }
   const apiUrl = optional('DISCORD_API_URL');
-  if (apiUrl && !/^https?:\/\//.test(apiUrl)) problems.push(`DISCORD_API_URL must be an http(s) URL; found "${apiUrl}"`);
+  // a URL is quoted with the password or token in its userinfo masked: config errors reach terminals and logs
+  if (apiUrl && !/^https?:\/\//.test(apiUrl)) problems.push(`DISCORD_API_URL must be an http(s) URL; found "${maskUrlCredentials(apiUrl)}"`);
   const slackToken = optional('SLACK_BOT_TOKEN');
   const slackSecret = optional('SLACK_SIGNING_SECRET');
   if (Boolean(slackToken) !== Boolean(slackSecret)) problems.push('SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET enable Slack together; set both or neither');
+  // a token is never quoted, only the kind its prefix names
+  const tokenKind = (token: string): string => `"${/^[a-z]{4}-/.exec(token)?.[0] ?? token.slice(0, 3)}…"`;
+  if (slackToken?.startsWith('xapp-')) {
+    problems.push('SLACK_BOT_TOKEN holds an app-level token (xapp-…); it takes the Bot User OAuth Token (xoxb-…, OAuth & Permissions), and the xapp- token goes in SLACK_APP_TOKEN');
+  }
+  const slackAppToken = optional('SLACK_APP_TOKEN');
+  if (slackAppToken && !slackAppToken.startsWith('xapp-')) {
+    problems.push(`SLACK_APP_TOKEN must be an app-level token (xapp-…, Basic Information → App-Level Tokens, scope connections:write); found one starting with ${tokenKind(slackAppToken)}`);
+  }
   const slackApiUrl = optional('SLACK_API_URL');
-  if (slackApiUrl && !/^https?:\/\//.test(slackApiUrl)) problems.push(`SLACK_API_URL must be an http(s) URL; found "${slackApiUrl}"`);
+  if (slackApiUrl && !/^https?:\/\//.test(slackApiUrl)) problems.push(`SLACK_API_URL must be an http(s) URL; found "${maskUrlCredentials(slackApiUrl)}"`);
   const redisUrl = optional('REDIS_URL');
-  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL must start with redis:// or rediss://; found "${redisUrl}"`);
+  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL must start with redis:// or rediss://; found "${maskUrlCredentials(redisUrl)}"`);
 
   const config: Config = {
     modelDir: resolve(raw('MODEL_DIR')),
@@ -159,7 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       discordToken && discordApplication ? { token: discordToken, applicationId: discordApplication, guildId: optional('DISCORD_GUILD_ID'), apiUrl } : undefined,
     slack:
       slackToken && slackSecret
-        ? { botToken: slackToken, signingSecret: slackSecret, appToken: optional('SLACK_APP_TOKEN'), port: integer('SLACK_PORT', 0, 65535) ?? 3000, host: optional('SLACK_HOST'), apiUrl: slackApiUrl }
+        ? { botToken: slackToken, signingSecret: slackSecret, appToken: slackAppToken, port: integer('SLACK_PORT', 0, 65535) ?? 3000, host: optional('SLACK_HOST'), apiUrl: slackApiUrl }
         : undefined,
     defaults: {
       steps: integer('DEFAULT_STEPS', 1, 50) ?? 4,
@@ -183,4 +194,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/** The configured tokens and secrets, for the logger to keep out of every line. */
+export function configSecrets(config: Config): string[] {
+  const secrets = [config.discord?.token, config.slack?.botToken, config.slack?.signingSecret, config.slack?.appToken];
+  const redisPassword = config.limits.redisUrl ? /^rediss?:\/\/[^/@]*:([^/@]+)@/.exec(config.limits.redisUrl)?.[1] : undefined;
+  return [...secrets, redisPassword].filter((secret): secret is string => Boolean(secret));
 }

@@ -1,9 +1,12 @@
-// Wiring only: the config and its errors, the app, and a graceful stop on SIGINT or SIGTERM.
+// Wiring only: the config and its errors, the platform tokens checked, the app, and a graceful stop on SIGINT,
+// SIGTERM or SIGHUP.
 
-import { createApp } from './app.js';
-import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js';
-import { EngineError, findModelFolder, ModelFolderError } from './diffusion/index.js';
+import { createApp, type App } from './app.js';
+import { ConfigError, configSecrets, loadConfig, loadDotEnv, type Config } from './config.js';
+import { findModelFolder, ModelFolderError } from './diffusion/index.js';
 import { createLogger } from './logger.js';
+import { redactText } from './redact.js';
+import { checkPlatformAccess, explainStartError, StartError } from './start-checks.js';
 
 const NO_PLATFORM = `No chat platform is configured, so there is nothing to serve.
   Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (and DISCORD_GUILD_ID to register commands to one server).
@@ -31,10 +34,44 @@ try {
   throw error;
 }
 
-const logger = createLogger({ level: config.logLevel });
-const app = createApp(config, { logger });
+const secrets = configSecrets(config);
+const logger = createLogger({ level: config.logLevel, secrets });
 
-// signals are handled from the start: a stop during model loading or login still closes what has started
+/** Ends the bot on a failure it cannot serve past: one sentence on stderr, the details in the log. */
+function cannotStart(error: unknown): never {
+  const sentence = explainStartError(error, config);
+  logger.fatal({ err: error, reason: sentence }, 'the bot could not start');
+  exit(sentence ?? `The bot could not start: ${redactText(error instanceof Error ? error.message : String(error), secrets)} (the log line "the bot could not start" has the details).`);
+}
+
+// a fault nothing caught is logged without secrets and ends the process; the store keeps the jobs for the next start
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (error: unknown) => {
+    logger.fatal({ err: error, event }, 'unexpected error; stopping');
+    exit(`The bot stopped on an unexpected error: ${redactText(error instanceof Error ? error.message : String(error), secrets)} (details in the log; waiting jobs run at the next start).`);
+  });
+}
+
+try {
+  // before createApp: Bolt's App calls auth.test as it is made and leaves a failure unhandled
+  await checkPlatformAccess(config);
+} catch (error) {
+  if (error instanceof StartError) {
+    logger.fatal({ reason: error.message }, 'the bot could not start');
+    exit(error.message);
+  }
+  throw error;
+}
+
+let app: App;
+try {
+  app = createApp(config, { logger });
+} catch (error) {
+  cannotStart(error);
+}
+
+// signals are handled from the start: a stop during model loading or login still closes what has started.
+// SIGHUP (the terminal closed, or `kill -HUP`) stops the same way: settings are read at start, so a reload is a restart
 let stopping = false;
 let starting: Promise<unknown> = Promise.resolve();
 async function stop(signal: string): Promise<void> {
@@ -50,16 +87,14 @@ async function stop(signal: string): Promise<void> {
   logger.info('stopped');
   process.exit(0);
 }
-process.on('SIGINT', () => void stop('SIGINT'));
-process.on('SIGTERM', () => void stop('SIGTERM'));
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(signal));
 
 starting = app.start();
 try {
   await starting;
 } catch (error) {
   if (stopping) await new Promise(() => {}); // stop() finishes and exits
-  logger.fatal({ err: error }, 'the bot could not start');
   await app.close().catch(() => undefined);
-  exit(error instanceof EngineError || error instanceof ModelFolderError ? error.message : `The bot could not start: ${(error as Error).message}`);
+  cannotStart(error);
 }
 if (!stopping) logger.info({ discord: Boolean(config.discord), slack: Boolean(config.slack) }, 'ready');

@@ -1,15 +1,21 @@
 // `npm run doctor`: checks the box the bot runs on — Node, onnxruntime-node, CUDA (and exactly why not), the GPU,
-// and the model folder. Exits 1 when the configured setup cannot work.
+// the chat platforms' tokens, and the model folder. Exits 1 when the configured setup cannot work.
 
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { relative } from 'node:path';
-import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { describeCudaProblem, findModelFolder, inspectCuda, ModelFolderError, type ModelFolder } from '../diffusion/index.js';
+import { describeCudaProblem, findModelFolder, inspectCuda, ModelFolderError, PROVIDER_CHOICES, type ModelFolder } from '../diffusion/index.js';
 import { loadPipeline } from '../diffusion/pipeline.js';
 import { createGraph, encodeModel } from '../../models/tiny/onnx-writer.js';
-import { loadConfigOrFail } from './output.js';
+import { CUDA_INSTALL_COMMAND } from '../install/cuda-provider.js';
+import type { Config } from '../config.js';
+import { fail, loadConfigOrFail, parseArgsOrUsage } from './output.js';
+
+const USAGE = `usage: npm run doctor -- [--load] [--model-dir DIR] [--provider ${PROVIDER_CHOICES.join('|')}]
+  --load       also load every model with the provider and check its inputs and outputs
+  --model-dir  the model folder to check (default: MODEL_DIR, else models/sdxl-lightning)
+  --provider   the execution provider to check for (default: EXECUTION_PROVIDER, else auto)`;
 
 const ok = (text: string): void => void process.stdout.write(`  ok    ${text}\n`);
 const warn = (text: string): void => void process.stdout.write(`  warn  ${text}\n`);
@@ -48,9 +54,61 @@ function describeModel(root: string, path: string): string {
   return `${relative(root, path)} (${fileSize(path) ?? '?'}${data ? ` + ${data} external data` : ''})`;
 }
 
+type Options = { load: boolean; modelDir: string | undefined; provider: string | undefined };
+
+function parseOptions(argv: string[]): Options {
+  const parsed = parseArgsOrUsage(
+    {
+      args: argv,
+      options: {
+        load: { type: 'boolean', default: false },
+        'model-dir': { type: 'string' },
+        provider: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    },
+    USAGE,
+  );
+  const { provider } = parsed.values;
+  if (provider !== undefined && !(PROVIDER_CHOICES as readonly string[]).includes(provider)) fail(`--provider must be one of ${PROVIDER_CHOICES.join(', ')}; got "${provider}".`, 2);
+  return { load: parsed.values.load, modelDir: parsed.values['model-dir'], provider };
+}
+
+/** Asks each configured platform whether it accepts its tokens; false when one does not. */
+async function checkPlatforms(config: Config): Promise<boolean> {
+  section('Chat platforms');
+  if (!config.discord && !config.slack) {
+    warn('none configured: set DISCORD_TOKEN and DISCORD_APPLICATION_ID, or SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (see .env.example)');
+    return true;
+  }
+  // discord.js and Bolt load only when there is something to check
+  const checks = await import('../start-checks.js');
+  let healthy = true;
+  const report = async (check: Promise<void>, good: string): Promise<void> => {
+    try {
+      await check;
+      ok(good);
+    } catch (error) {
+      if (!(error instanceof checks.StartError)) throw error;
+      bad(error.message);
+      healthy = false;
+    }
+  };
+  if (config.discord) await report(checks.checkDiscordAccess(config.discord), `Discord accepts DISCORD_TOKEN for the application ${config.discord.applicationId}`);
+  if (config.slack) {
+    const mode = config.slack.appToken ? ' and SLACK_APP_TOKEN (Socket Mode)' : ` (HTTP mode on port ${config.slack.port})`;
+    await report(checks.checkSlackAccess(config.slack), `Slack accepts SLACK_BOT_TOKEN${mode}`);
+  }
+  return healthy;
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { load: { type: 'boolean', default: false } } });
-  const config = loadConfigOrFail();
+  const values = parseOptions(process.argv.slice(2));
+  // the options stand for their settings, so a bad value gets the setting's own sentence
+  const config = loadConfigOrFail({
+    ...(values.modelDir !== undefined ? { MODEL_DIR: values.modelDir } : {}),
+    ...(values.provider !== undefined ? { EXECUTION_PROVIDER: values.provider } : {}),
+  });
   let healthy = true;
   const require = createRequire(import.meta.url);
   const ortVersion = (require('onnxruntime-node/package.json') as { version: string }).version;
@@ -62,7 +120,7 @@ async function main(): Promise<void> {
   section('CUDA');
   const report = await inspectCuda();
   if (report.missingProviderFiles.length === 0) ok(`provider libraries present in ${report.bindingDir}`);
-  else warn(`provider libraries missing: ${report.missingProviderFiles.join(', ')} (in ${report.bindingDir})`);
+  else warn(`provider libraries missing: ${report.missingProviderFiles.join(', ')} (in ${report.bindingDir}); add them with \`${CUDA_INSTALL_COMMAND}\``);
   if (report.unresolvedLibraries.length > 0) warn(`ldd cannot resolve: ${report.unresolvedLibraries.join(', ')}`);
   else if (report.missingProviderFiles.length === 0) ok('ldd resolves every library the CUDA provider needs');
   if (report.gpus.length > 0) for (const gpu of report.gpus) ok(`GPU ${gpu}`);
@@ -89,6 +147,8 @@ async function main(): Promise<void> {
       warn(`EXECUTION_PROVIDER=auto will use the CPU (minutes per image with the real model): ${why}`);
     }
   }
+
+  if (!(await checkPlatforms(config))) healthy = false;
 
   section(`Model folder (MODEL_DIR=${config.modelDir})`);
   let folder: ModelFolder | undefined;

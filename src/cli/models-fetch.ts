@@ -1,13 +1,12 @@
 // `npm run models:fetch -- [--steps 4] [--dry-run]`: download the model folder's parts from the Hugging Face hub into MODEL_DIR.
 
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { DownloadError } from '../models-fetch/download.js';
 import { FetchError, planFetch, runFetch, type FetchOptions } from '../models-fetch/fetch.js';
 import { createHubClient, HubError } from '../models-fetch/hub.js';
 import { loadManifest, ManifestError } from '../models-fetch/manifest.js';
 import { createProgress } from '../models-fetch/progress.js';
-import { fail, loadConfigOrFail } from './output.js';
+import { fail, loadConfigOrFail, parseArgsOrUsage } from './output.js';
 
 const USAGE = `usage: npm run models:fetch -- [--manifest FILE] [--model-dir DIR] [--steps 1,2,4,8] [--repo OWNER/NAME] [--revision REV] [--dry-run]
 environment: HF_ENDPOINT (default https://huggingface.co), HF_TOKEN (sent as a bearer token when set)`;
@@ -19,9 +18,8 @@ const RECIPE = 'models/README.md, "Building it yourself"';
 type Options = { manifest: string; modelDir: string | undefined; steps: number[] | undefined; repo: string | undefined; revision: string | undefined; dryRun: boolean };
 
 function parseOptions(argv: string[]): Options {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const { values } = parseArgsOrUsage(
+    {
       args: argv,
       options: {
         manifest: { type: 'string', default: DEFAULT_MANIFEST },
@@ -32,15 +30,9 @@ function parseOptions(argv: string[]): Options {
         'dry-run': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
-    });
-  } catch (error) {
-    fail(`${(error as Error).message}\n${USAGE}`, 2);
-  }
-  const { values } = parsed;
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
+    },
+    USAGE,
+  );
   let steps: number[] | undefined;
   if (values.steps !== undefined) {
     if (!/^\d+(,\d+)*$/.test(values.steps)) fail(`--steps must be step counts separated by commas, e.g. 4 or 1,2,4,8; got "${values.steps}".`, 2);

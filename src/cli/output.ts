@@ -1,6 +1,7 @@
 // What the command-line tools share: a logger that prints readable lines, and failing with one clear message.
 
 import { Writable } from 'node:stream';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, loadDotEnv, type Config } from '../config.js';
 import { createLogger, type Logger, type LogLevel } from '../logger.js';
 
@@ -38,4 +39,22 @@ export function loadConfigOrFail(overrides: NodeJS.ProcessEnv = {}): Config {
     if (error instanceof ConfigError) fail(error.message);
     throw error;
   }
+}
+
+/**
+ * `parseArgs`, ending the command with the usage: after a parse error's sentence (exit status 2), or alone for the
+ * `help` option, which `config.options` must declare.
+ */
+export function parseArgsOrUsage<const T extends ParseArgsConfig & { options: { help: { type: 'boolean' } } }>(config: T, usage: string): ReturnType<typeof parseArgs<T>> {
+  let parsed: ReturnType<typeof parseArgs<T>>;
+  try {
+    parsed = parseArgs(config);
+  } catch (error) {
+    fail(`${(error as Error).message}\n${usage}`, 2);
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  return parsed;
 }

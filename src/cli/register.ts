@@ -6,6 +6,8 @@ import { randomSeed } from '../core/request.js';
 import { findModelFolder, ModelFolderError } from '../diffusion/index.js';
 import { commandJson } from '../platforms/discord/command-json.js';
 import { describeRegistration, registerCommands } from '../platforms/discord/register.js';
+import { redactText } from '../redact.js';
+import { checkDiscordAccess, StartError } from '../start-checks.js';
 import { fail, loadConfigOrFail } from './output.js';
 
 const config = loadConfigOrFail();
@@ -18,6 +20,12 @@ try {
   if (error instanceof ModelFolderError) fail(`${error.message}\nThe /imagine command offers the installed step counts, so it needs the model folder.`);
   throw error;
 }
+try {
+  await checkDiscordAccess(config.discord);
+} catch (error) {
+  if (error instanceof StartError) fail(error.message);
+  throw error;
+}
 const scope = config.discord.guildId ? 'guild' : 'global';
 const context = { installedSteps, defaults: { ...config.defaults, steps: defaultSteps(config.defaults.steps, installedSteps) }, randomSeed };
 try {
@@ -27,5 +35,5 @@ try {
   );
   process.stdout.write(`${describeRegistration(result)}\n`);
 } catch (error) {
-  fail(`Registering the commands failed: ${(error as Error).message}`);
+  fail(`Registering the commands failed: ${redactText((error as Error).message, [config.discord.token])}`);
 }

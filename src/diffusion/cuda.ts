@@ -16,9 +16,9 @@ export const CUDA_PROVIDER_FILES = [
 ] as const;
 
 export const CUDA_INSTALL_HINT =
-  'install the CUDA provider with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` ' +
-  '(or a plain `npm ci` on a host that reaches NuGet), and CUDA 12 runtime libraries with cuDNN 9 on the loader path ' +
-  '(see models/README.md, "GPU setup")';
+  'install the CUDA provider with `npm run cuda:install` (onnxruntime-node\'s `ONNXRUNTIME_NODE_INSTALL=cuda12` ' +
+  'download from NuGet; on a host without NuGet, copy its three files by hand), and CUDA 12 runtime libraries with ' +
+  'cuDNN 9 on the loader path (see models/README.md, "GPU setup")';
 
 export type CudaReport = {
   /** Folder of onnxruntime-node's native binding, where the provider libraries must sit. */
@@ -55,18 +55,22 @@ export async function inspectCuda(): Promise<CudaReport> {
       unresolvedLibraries.push(`(ldd failed: ${(error as Error).message.split('\n')[0]})`);
     }
   }
-  let gpus: string[] = [];
-  let gpuError: string | undefined;
+  const { gpus, gpuError } = await listNvidiaGpus();
+  return { bindingDir, missingProviderFiles, unresolvedLibraries, gpus, gpuError };
+}
+
+/** The GPUs `nvidia-smi` lists (index, name, memory, driver), or why it lists none; never throws. */
+export async function listNvidiaGpus(): Promise<{ gpus: string[]; gpuError?: string }> {
   try {
     const { stdout } = await run('nvidia-smi', ['--query-gpu=index,name,memory.total,driver_version', '--format=csv,noheader'], {
       timeout: 10_000,
     });
-    gpus = stdout.split('\n').filter((line) => line.trim().length > 0);
+    const gpus = stdout.split('\n').filter((line) => line.trim().length > 0);
+    return gpus.length > 0 ? { gpus } : { gpus, gpuError: 'nvidia-smi listed none' };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    gpuError = code === 'ENOENT' ? 'nvidia-smi not found (no NVIDIA driver installed)' : (error as Error).message.split('\n')[0];
+    return { gpus: [], gpuError: code === 'ENOENT' ? 'nvidia-smi not found (no NVIDIA driver installed)' : (error as Error).message.split('\n')[0] };
   }
-  return { bindingDir, missingProviderFiles, unresolvedLibraries, gpus, gpuError };
 }
 
 /** One sentence on what keeps CUDA from loading, for start-up errors and warnings. */

@@ -58,7 +58,8 @@ process.on('message', (message: ToWorker) => {
 });
 // the bot is gone (even killed with -9): nobody will read the results
 process.on('disconnect', () => process.exit(0));
-// Ctrl-C in a terminal signals the whole process group: the bot decides when the engine stops (a `close` message
+// Ctrl-C (or a closing terminal's SIGHUP) signals the whole process group: the bot decides when the engine stops (a `close` message
 // after the running image), so the worker ignores the signals the bot handles
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
+process.on('SIGHUP', () => {});

@@ -46,13 +46,15 @@ process.once('exit', () => {
  * Starts `node dist/src/main.js` in `cwd` with exactly `env` (nothing inherited from the test runner). The caller
  * stops it (a signal, then `await bot.exited`); `killLeftovers()` in afterAll kills whatever is still alive.
  */
-export function startBot(options: { cwd: string; env: Record<string, string>; detached?: boolean }): BotProcess {
+export function startBot(options: { cwd: string; env: Record<string, string>; detached?: boolean; uid?: number; gid?: number }): BotProcess {
   if (existsSync(join(options.cwd, '.env'))) throw new Error(`${options.cwd} has a .env, which main.js would load; run the bot from a clean folder`);
   const child = spawn(process.execPath, [MAIN_SCRIPT], {
     cwd: options.cwd,
     env: options.env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: options.detached ?? false,
+    // another user, for file permissions that root would ignore
+    ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),
   });
   if (child.pid === undefined) throw new Error(`could not start ${MAIN_SCRIPT}`);
   started.add(child.pid);

@@ -1,5 +1,5 @@
 // The bot as a real OS process (`node dist/src/main.js`) against the local fake Discord: killed with -9 and started
-// again, stopped with SIGTERM or Ctrl-C, and refusing to start without a platform or a model folder.
+// again, stopped with SIGTERM, Ctrl-C or SIGHUP, and refusing to start without a platform or a model folder.
 
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -187,6 +187,11 @@ describe('the bot as a process', () => {
       const sent = deliveries(interactions[i], prompt);
       expect(sent, `deliveries of "${prompt}"`).toEqual([{ via: row.id === orphan.id ? 'channel' : 'interaction', id: row.result_message_id }]);
     }
+    // the refused edit of the expired interaction is logged without its token, the bot token or the image's bytes
+    const logs = JSON.stringify([...first.bot.logs, ...second.bot.logs]);
+    for (const token of [...rows.map((row) => row.token), discord.token]) expect(logs).not.toContain(token);
+    expect(logs).not.toMatch(/(\d+,){64}/);
+    expect(logs).not.toContain('"Buffer"');
   });
 
   it('finishes the running image on SIGTERM, refuses new work, keeps the queue and exits 0', async () => {
@@ -227,16 +232,21 @@ describe('the bot as a process', () => {
     expect(late.edits).toEqual([]);
   });
 
-  // Ctrl-C signals the terminal's whole foreground process group, so the engine worker gets the SIGINT too
-  it('finishes the running image when Ctrl-C reaches the whole process group', async () => {
-    const dataDir = join(root, 'ctrl-c');
+  // Ctrl-C signals the terminal's whole foreground process group, and a closing terminal sends SIGHUP to it, so the
+  // engine worker gets the signal too; both stop like SIGTERM
+  it.each([
+    ['SIGINT', 'Ctrl-C'],
+    ['SIGHUP', 'a closing terminal'],
+  ] as const)('finishes the running image when %s (%s) reaches the whole process group', async (signal, _what) => {
+    const dataDir = join(root, `group-${signal}`);
     const { bot, worker } = await startReadyBot(dataDir, { detached: true });
     // two grids back to back keep the worker generating for the moment of the signal
-    const interactions = [1, 2].map((n) => imagine(user(30 + n), `a ctrl-c test picture ${n}`, 4));
+    const interactions = [1, 2].map((n) => imagine(user(30 + n), `a ${signal} test picture ${n}`, 4));
     for (const interaction of interactions) expect((await interaction.waitForCallback()).type).toBe(5);
     const atStop = await waitForJobs(dataDir, (rows) => rows.length === 2 && rows.some((row) => row.status === 'running'), 20_000, 'running job');
-    process.kill(-bot.pid, 'SIGINT');
+    process.kill(-bot.pid, signal);
     expect(await bot.exited).toMatchObject({ code: 0, signal: null });
+    expect(bot.logs.find((line) => typeof line.msg === 'string' && line.msg.startsWith('stopping:'))?.signal).toBe(signal);
     expect(await waitUntilGone(worker, 5_000)).toBe(true);
     expect({
       jobs: readJobs(dataDir).map((row) => [row.prompt, row.status]),

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, SETTINGS } from '../../src/config.js';
+import { ConfigError, configSecrets, loadConfig, SETTINGS } from '../../src/config.js';
 
 describe('loadConfig', () => {
   it('has defaults for everything', () => {
@@ -74,6 +74,59 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ EXEMPT_USERS: '1234' })).toThrow('EXEMPT_USERS entries look like discord:1234 or slack:U0123; found "1234"');
     expect(() => loadConfig({ REDIS_URL: 'localhost:6379' })).toThrow('REDIS_URL must start with redis:// or rediss://; found "localhost:6379"');
     expect(() => loadConfig({ DEFAULT_COUNT: '9' })).toThrow('DEFAULT_COUNT must be a whole number from 1 to 4; found "9"');
+  });
+
+  it('never quotes a password or token from a URL setting', () => {
+    const problems = (env: NodeJS.ProcessEnv): readonly string[] => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(
+      problems({
+        REDIS_URL: 'https://default:hunter2@redis.example.com:6379',
+        DISCORD_API_URL: 'ftp://proxy-user:s3cret@proxy.example/api',
+        SLACK_API_URL: 'ws://xoxb-123-abc@slack.example/api/',
+      }),
+    ).toEqual([
+      'DISCORD_API_URL must be an http(s) URL; found "ftp://[redacted]@proxy.example/api"',
+      'SLACK_API_URL must be an http(s) URL; found "ws://[redacted]@slack.example/api/"',
+      'REDIS_URL must start with redis:// or rediss://; found "https://[redacted]@redis.example.com:6379"',
+    ]);
+    expect(problems({ REDIS_URL: ':hunter2@localhost:6379' })).toEqual(['REDIS_URL must start with redis:// or rediss://; found "[redacted]@localhost:6379"']);
+    expect(problems({ REDIS_URL: 'redis://:hunter2@localhost:6379' })).toEqual([]);
+  });
+
+  it('says when a Slack token sits in the other token’s setting, quoting only its kind', () => {
+    const app = 'xapp-1-A0123-4567-abcdef0123456789';
+    const bot = 'xoxb-1234-5678-abcdefghijkl';
+    let error: unknown;
+    try {
+      loadConfig({ SLACK_BOT_TOKEN: app, SLACK_SIGNING_SECRET: 'secret', SLACK_APP_TOKEN: bot });
+    } catch (caught) {
+      error = caught;
+    }
+    expect((error as ConfigError).problems).toEqual([
+      'SLACK_BOT_TOKEN holds an app-level token (xapp-…); it takes the Bot User OAuth Token (xoxb-…, OAuth & Permissions), and the xapp- token goes in SLACK_APP_TOKEN',
+      'SLACK_APP_TOKEN must be an app-level token (xapp-…, Basic Information → App-Level Tokens, scope connections:write); found one starting with "xoxb-…"',
+    ]);
+    expect((error as ConfigError).message).not.toContain('abcdef');
+  });
+
+  it('lists the configured secrets for the logger', () => {
+    const config = loadConfig({
+      DISCORD_TOKEN: 'discord-token',
+      DISCORD_APPLICATION_ID: '1',
+      SLACK_BOT_TOKEN: 'xoxb-bot',
+      SLACK_SIGNING_SECRET: 'signing',
+      SLACK_APP_TOKEN: 'xapp-app',
+      REDIS_URL: 'redis://default:hunter2@localhost:6379',
+    });
+    expect(configSecrets(config)).toEqual(['discord-token', 'xoxb-bot', 'signing', 'xapp-app', 'hunter2']);
+    expect(configSecrets(loadConfig({}))).toEqual([]);
   });
 
   it('treats empty values as unset', () => {

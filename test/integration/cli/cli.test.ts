@@ -1,31 +1,15 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTinyModelFolder } from '../../../models/tiny/generate.js';
+import { runCli, type CliResult } from './run-cli.js';
 
-const run = promisify(execFile);
 const root = mkdtempSync(join(tmpdir(), 'cli-'));
 const modelDir = join(root, 'model');
-const projectRoot = new URL('../../../', import.meta.url).pathname;
 
-/** Runs a compiled CLI in a clean environment; resolves with its output and exit status. */
-async function cli(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(projectRoot, 'dist/src/cli', script), ...args], {
-      cwd: root,
-      env: { PATH: process.env.PATH ?? '', MODEL_DIR: modelDir, ...env },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const cli = (script: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> => runCli(script, args, { cwd: root, env: { MODEL_DIR: modelDir, ...env } });
 
 beforeAll(async () => {
   await writeTinyModelFolder(modelDir);
