@@ -95,8 +95,11 @@ export function planMapping(graph: GraphProto, keyShapes: ReadonlyMap<string, re
     const distinct = [...byKey.values()];
     if (distinct.length === 0) {
       const reason = roles.find((r): r is string => typeof r === 'string');
-      if (isExternal(tensor)) problems.push(`${tensor.name}: ${reason ?? `no state-dict key matches its name, and its consumers (${describeUse(index, tensor.name)}) give no role`}`);
-      else keptInline.push(tensor.name);
+      // an inline tensor may be a constant of the export; not one that is named like a parameter or read as one
+      const parameterLike = /\.(weight|bias)$/.test(tensor.name) || (reason !== undefined && elementCount(tensorDims(tensor)) > 1);
+      if (isExternal(tensor) || parameterLike) {
+        problems.push(`${tensor.name}: ${reason ?? `no state-dict key matches its name, and its consumers (${describeUse(index, tensor.name)}) give no role`}`);
+      } else keptInline.push(tensor.name);
       continue;
     }
     decided.set(tensor.name, distinct[0]);
