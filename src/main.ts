@@ -2,8 +2,9 @@
 
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js';
-import { EngineError, findModelFolder, ModelFolderError } from './diffusion/index.js';
+import { EngineError, ModelFolderError } from './diffusion/index.js';
 import { createLogger } from './logger.js';
+import { prepareModelFolder } from './models-fetch/first-start.js';
 
 const NO_PLATFORM = `No chat platform is configured, so there is nothing to serve.
   Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (and DISCORD_GUILD_ID to register commands to one server).
@@ -24,12 +25,8 @@ try {
   throw error;
 }
 if (!config.discord && !config.slack) exit(NO_PLATFORM);
-try {
-  findModelFolder(config.modelDir);
-} catch (error) {
-  if (error instanceof ModelFolderError) exit(error.message);
-  throw error;
-}
+const modelProblem = await prepareModelFolder(config);
+if (modelProblem !== undefined) exit(modelProblem);
 
 const logger = createLogger({ level: config.logLevel });
 const app = createApp(config, { logger });

@@ -1,5 +1,7 @@
 // The whole fetch as one call, shared by `npm run models:fetch` and the first start of the bot: plan, say what it costs, run.
 
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConvertError, type Dtype } from '../model-build/convert.js';
 import { Fp16ConversionError } from '../model-build/fp16-graph.js';
@@ -13,8 +15,12 @@ import { createHubClient, HubError } from './hub.js';
 import { loadManifest, ManifestError } from './manifest.js';
 import { createProgress } from './progress.js';
 
-// compiled to dist/src/models-fetch/, so the project root is three folders up
-export const DEFAULT_MANIFEST = fileURLToPath(new URL('../../../models/manifest.json', import.meta.url));
+/** models/manifest.json of the project, found from this module (dist/src/models-fetch/ when built, src/models-fetch/ under the test runner). */
+export const DEFAULT_MANIFEST = ((): string => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'models', 'manifest.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return join(dir, 'models', 'manifest.json');
+})();
 
 export type FetchCommand = {
   modelDir: string;

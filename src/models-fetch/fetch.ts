@@ -1,19 +1,19 @@
 // Plan a fetch from the manifest (list files on the hub, read weight headers, count bytes and free disk), then download and build.
 
 import { existsSync } from 'node:fs';
-import { mkdir, rm, statfs } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
+import { mkdir, rm, stat, statfs } from 'node:fs/promises';
+import { dirname, join, posix, resolve } from 'node:path';
 import { findModelFolder, ModelFolderError } from '../diffusion/model-folder.js';
-import { hubSource } from '../model-build/byte-source.js';
-import { buildPart, isPartBuilt, PART_KINDS, type PartInputs, type PartKind } from '../model-build/build.js';
+import { hubSource, openFileSource } from '../model-build/byte-source.js';
+import { BUILDER_VERSION, buildPart, isPartBuilt, PART_KINDS, sha256File, type PartInputs, type PartKind } from '../model-build/build.js';
 import type { Dtype } from '../model-build/convert.js';
-import { planMapping } from '../model-build/mapping.js';
+import { planMapping, type MappingOptions } from '../model-build/mapping.js';
 import { readModelFile } from '../onnx/index.js';
 import { readSafetensorsHeader, type SafetensorsHeader } from '../model-build/safetensors.js';
 import { runSelfCheck, type SelfCheckResult } from '../model-build/self-check.js';
 import { bytesStillNeeded, downloadFile, type RetryPolicy } from './download.js';
 import type { HubClient, HubFile } from './hub.js';
-import type { HubRef, Manifest } from './manifest.js';
+import type { HubRef, Manifest, Prediction } from './manifest.js';
 
 /** One file to download: `target` is relative to the model folder; `neededBytes` is what is not on disk yet. */
 export type PlannedFile = { target: string; repo: string; revision: string; file: HubFile; neededBytes: number };
@@ -23,7 +23,9 @@ export type PlannedBuild = {
   target: string;
   kind: PartKind;
   graph: PlannedFile;
+  /** The weights: downloaded to `weights.target`, or read in place from `localWeights` (never removed). */
   weights: PlannedFile;
+  localWeights?: string;
   header: SafetensorsHeader;
   inputs: PartInputs;
   /** Bytes the built part takes on disk (weights at the chosen dtype). */
@@ -141,16 +143,18 @@ export async function planFetch(options: FetchOptions): Promise<FetchPlan> {
     const weights = await plan(want.ref, `${WORK_DIR}/downloads/${want.ref.repo}/${want.ref.path}`);
     if (!weights || !want.graph) continue;
     const header = await readSafetensorsHeader(hubSource(client, want.ref.repo, want.ref.revision, want.ref.path));
-    const inputs: PartInputs = { kind: want.kind, dtype, graphSha256: want.graph.file.hash.hex, weightsSha256: weights.file.hash.hex, config: want.config, builder: 1 };
-    const ignored = PART_KINDS[want.kind].mapping;
-    const elements = header.tensors.filter((t) => !('ignoreKeyPrefixes' in ignored && ignored.ignoreKeyPrefixes.some((p) => t.name.startsWith(p)))).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    const inputs: PartInputs = { kind: want.kind, dtype, graphSha256: want.graph.file.hash.hex, weightsSha256: weights.file.hash.hex, config: want.config, builder: BUILDER_VERSION };
     const built = await isPartBuilt(options.modelDir, want.target, inputs);
     if (built) weights.neededBytes = 0;
-    builds.push({ target: want.target, kind: want.kind, graph: want.graph, weights, header, inputs, outputBytes: elements * (dtype === 'fp16' ? 2 : 4), built });
+    builds.push({ target: want.target, kind: want.kind, graph: want.graph, weights, header, inputs, outputBytes: outputBytes(want.kind, header, dtype), built });
   }
   if (problems.length > 0) throw new FetchError(problems.join('\n'));
+  return totals(options, dtype, files, builds);
+}
+
+async function totals(options: FetchOptions, dtype: Dtype, files: PlannedFile[], builds: PlannedBuild[]): Promise<FetchPlan> {
   const pending = builds.filter((b) => !b.built);
-  const downloads = pending.map((b) => b.weights.neededBytes);
+  const downloads = pending.map((b) => (b.localWeights ? 0 : b.weights.neededBytes));
   const fileBytes = files.reduce((n, f) => n + f.neededBytes, 0);
   const outputs = pending.reduce((n, b) => n + b.outputBytes, 0);
   const weightsAtOnce = options.keepDownloads ? downloads.reduce((a, b) => a + b, 0) : Math.max(0, ...downloads);
@@ -163,6 +167,59 @@ export async function planFetch(options: FetchOptions): Promise<FetchPlan> {
     neededBytes: fileBytes + outputs + weightsAtOnce,
     freeBytes: await (options.freeBytes ?? freeDiskBytes)(options.modelDir),
   };
+}
+
+/** Bytes a built part takes: the weights the graph holds, at the dtype's width. */
+function outputBytes(kind: PartKind, header: SafetensorsHeader, dtype: Dtype): number {
+  const mapping: MappingOptions = PART_KINDS[kind].mapping;
+  const kept = header.tensors.filter((t) => !(mapping.ignoreKeyPrefixes ?? []).some((p) => t.name.startsWith(p)));
+  return kept.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0) * (dtype === 'fp16' ? 2 : 4);
+}
+
+/** Where new UNet weights come from: a local safetensors file, or a file in a hub repo. */
+export type WeightsSource = { file: string } | HubRef;
+
+export type CustomUnet = { weights: WeightsSource; steps: number; prediction: Prediction };
+
+/**
+ * Plans building one UNet from any SDXL-architecture diffusers safetensors (a community fine-tune): the base graph
+ * from the manifest's base repo, the weights from a local file or the hub, into `unet_<steps>step/`.
+ */
+export async function planCustomUnet(options: FetchOptions, unet: CustomUnet): Promise<FetchPlan> {
+  const dtype = options.dtype ?? 'fp16';
+  const base = options.manifest.base;
+  const find = createLister(options.client);
+  const graphRef: HubRef = { repo: base.repo, revision: base.revision, path: base.unet.graph };
+  const graphFile = await find(graphRef);
+  if (!graphFile) throw new FetchError(`${base.unet.graph}: the hub lists no such file in ${base.repo} at ${base.revision}.`);
+  const graph: PlannedFile = { target: `${WORK_DIR}/base/${base.unet.graph}`, repo: base.repo, revision: base.revision, file: graphFile, neededBytes: await bytesStillNeeded(join(options.modelDir, `${WORK_DIR}/base/${base.unet.graph}`), graphFile) };
+  let weights: PlannedFile;
+  let header: SafetensorsHeader;
+  let localWeights: string | undefined;
+  if ('file' in unet.weights) {
+    localWeights = resolve(unet.weights.file);
+    const size = await stat(localWeights).then((s) => s.size, () => -1);
+    if (size < 0) throw new FetchError(`--unet ${unet.weights.file}: no such file.`);
+    const source = await openFileSource(localWeights);
+    try {
+      header = await readSafetensorsHeader(source);
+    } finally {
+      await source.close();
+    }
+    weights = { target: localWeights, repo: 'a local file', revision: '', file: { path: localWeights, size, hash: { algorithm: 'sha256', hex: await sha256File(localWeights) } }, neededBytes: 0 };
+  } else {
+    const ref = unet.weights;
+    const file = await find(ref);
+    if (!file) throw new FetchError(`--unet ${ref.repo}:${ref.path}: the hub lists no such file at ${ref.revision}.`);
+    const target = `${WORK_DIR}/downloads/${ref.repo}/${ref.path}`;
+    weights = { target, repo: ref.repo, revision: ref.revision, file, neededBytes: await bytesStillNeeded(join(options.modelDir, target), file) };
+    header = await readSafetensorsHeader(hubSource(options.client, ref.repo, ref.revision, ref.path));
+  }
+  const target = `unet_${unet.steps}step`;
+  const inputs: PartInputs = { kind: 'unet', dtype, graphSha256: graphFile.hash.hex, weightsSha256: weights.file.hash.hex, config: { lightning_steps: unet.steps, prediction_type: unet.prediction }, builder: BUILDER_VERSION };
+  const built = await isPartBuilt(options.modelDir, target, inputs);
+  const build: PlannedBuild = { target, kind: 'unet', graph, weights, ...(localWeights ? { localWeights } : {}), header, inputs, outputBytes: outputBytes('unet', header, dtype), built };
+  return totals(options, dtype, [graph], [build]);
 }
 
 /**
@@ -216,10 +273,10 @@ export async function runFetch(plan: FetchPlan, options: FetchOptions, progress:
     // the new weights' keys and shapes must fit the graph before gigabytes come down
     planMapping((await readModelFile(join(plan.modelDir, build.graph.target))).graph!, new Map(build.header.tensors.map((t) => [t.name, t.shape])), {
       graphName: build.graph.file.path,
-      weightsName: `${build.weights.repo}:${build.weights.file.path}`,
+      weightsName: build.localWeights ?? `${build.weights.repo}:${build.weights.file.path}`,
       ...PART_KINDS[build.kind].mapping,
     });
-    await download(build.weights, plan.files.length + index, count);
+    if (!build.localWeights) await download(build.weights, plan.files.length + index, count);
     progress.buildStarted?.(build);
     await mkdir(join(plan.modelDir, build.target), { recursive: true });
     await buildPart({
@@ -227,13 +284,13 @@ export async function runFetch(plan: FetchPlan, options: FetchOptions, progress:
       target: build.target,
       inputs: build.inputs,
       baseGraph: join(plan.modelDir, build.graph.target),
-      weights: join(plan.modelDir, build.weights.target),
+      weights: build.localWeights ?? join(plan.modelDir, build.weights.target),
       header: build.header,
       onBytes: (done, total) => progress.buildBytes?.(build, done, total),
     });
     summary.built += 1;
     progress.buildFinished?.(build, 'built');
-    if (!options.keepDownloads) {
+    if (!options.keepDownloads && !build.localWeights) {
       await rm(join(plan.modelDir, build.weights.target), { force: true });
       progress.note?.(`removed the download ${build.weights.file.path} (keep it with --keep-downloads)`);
     }
