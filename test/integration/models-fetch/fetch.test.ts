@@ -259,4 +259,27 @@ describe('the command line', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe('--dtype must be fp16 or fp32; got "bf16".\n');
   });
+
+  it('models:build turns a local diffusers UNet file or a hub REPO:PATH into unet_<n>step/, and names missing flags', async () => {
+    const modelDir = freshDir();
+    const build = join(projectRoot, 'dist/src/cli/models-build.js');
+    const env = { HF_ENDPOINT: hub.endpoint, MODEL_DIR: modelDir };
+    const local = await run([build, '--unet', join(repos.repos[LIGHTNING_REPO], LIGHTNING_FILES[2]), '--steps', '3', '--prediction', 'epsilon', '--dtype', 'fp32'], env);
+    expect(local.stderr).toMatch(/self-check \(unet\/model\.onnx\): all \d+ base weights map/);
+    expect(local.stderr).toContain('built unet_3step/ in ');
+    expect(local.stderr).toContain('The rest of the folder is not complete yet (npm run models:fetch gets it)');
+    expect(local.code).toBe(1);
+    expect(JSON.parse(readFileSync(join(modelDir, 'unet_3step/config.json'), 'utf8'))).toEqual({ lightning_steps: 3, prediction_type: 'epsilon' });
+    const feeds = unetFeeds();
+    expect(maxAbsDiff(await runAsFloat32(join(modelDir, 'unet_3step/model.onnx'), feeds, 'out_sample'), await runAsFloat32(join(repos.reference, 'unet_2step/model.onnx'), feeds, 'out_sample'))).toBe(0);
+
+    const fromHub = await run([build, '--unet', `${LIGHTNING_REPO}:${LIGHTNING_FILES[1]}`, '--steps', '1', '--prediction', 'sample'], env);
+    expect(fromHub.stderr).toContain('built unet_1step/ in ');
+    expect(JSON.parse(readFileSync(join(modelDir, 'unet_1step/config.json'), 'utf8'))).toEqual({ lightning_steps: 1, prediction_type: 'sample' });
+    expect(existsSync(join(modelDir, '.build/downloads', LIGHTNING_REPO, LIGHTNING_FILES[1]))).toBe(false);
+
+    const incomplete = await run([build, '--unet', 'nowhere.safetensors', '--steps', '4'], env);
+    expect(incomplete.code).toBe(2);
+    expect(incomplete.stderr.split('\n')[0]).toBe('--prediction is needed.');
+  });
 });
