@@ -149,12 +149,19 @@ async function tensorData(weights: ByteSource, entry: SafetensorsEntry, tensor: 
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 
-/** Row-major `rows × cols` → `cols × rows`. */
+/** Row-major `rows × cols` → `cols × rows`, in 64 × 64 tiles so both sides stay in cache. */
 export function transpose<T extends Float32Array | Uint16Array>(values: T, rows: number, cols: number): T {
   const out = new (values.constructor as { new (n: number): T })(values.length);
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    for (let c = 0; c < cols; c++) out[c * rows + r] = values[base + c];
+  const TILE = 64;
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(rows, r0 + TILE);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(cols, c0 + TILE);
+      for (let r = r0; r < r1; r++) {
+        const base = r * cols;
+        for (let c = c0; c < c1; c++) out[c * rows + r] = values[base + c];
+      }
+    }
   }
   return out;
 }

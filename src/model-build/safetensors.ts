@@ -93,7 +93,7 @@ export function readTensorBytes(source: ByteSource, entry: SafetensorsEntry): Pr
 
 /** Stored bytes of an F16, BF16 or F32 tensor as float32 values (a fresh, aligned array). */
 export function bytesToFloat32(bytes: Uint8Array, dtype: SafetensorsDtype, name: string): Float32Array {
-  const copy = new Uint8Array(bytes); // aligned
+  const copy = new Uint8Array(bytes); // aligned, and never a view of the caller's buffer
   if (dtype === 'F32') return new Float32Array(copy.buffer);
   if (dtype === 'F16') return float16ToFloat32(new Uint16Array(copy.buffer));
   if (dtype === 'BF16') {
@@ -106,9 +106,9 @@ export function bytesToFloat32(bytes: Uint8Array, dtype: SafetensorsDtype, name:
   throw new SafetensorsError(`tensor ${name}: ${dtype} is not a floating-point type the builder reads (F16, BF16, F32)`);
 }
 
-/** Stored bytes of an F16, BF16 or F32 tensor as binary16 bits (F16 is taken as is, without a float32 round trip). */
+/** Stored bytes of an F16, BF16 or F32 tensor as binary16 bits (F16 is taken as is: a view of `bytes` when aligned). */
 export function bytesToFloat16(bytes: Uint8Array, dtype: SafetensorsDtype, name: string): Uint16Array {
-  if (dtype === 'F16') return new Uint16Array(new Uint8Array(bytes).buffer);
+  if (dtype === 'F16') return bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2) : new Uint16Array(new Uint8Array(bytes).buffer);
   return float32ToFloat16(clampToHalf(bytesToFloat32(bytes, dtype, name)));
 }
 

@@ -139,6 +139,13 @@ describe('models:fetch builds the Lightning folder from the official files', () 
     expect(maxAbsDiff(built, reference)).toBe(0);
     expect(readFileSync(join(modelDir, 'vae_decoder/model.onnx'))).toEqual(readFileSync(join(repos.repos[BASE_REPO], 'vae_decoder/model.onnx')));
     expect(existsSync(join(modelDir, '.build/downloads', LIGHTNING_REPO, LIGHTNING_FILES[2]))).toBe(true);
+
+    // the engine runs the built folder end to end (tokenizers, encoders, the built UNet, the built VAE)
+    const image = join(root, 'built.png');
+    const imagine = await promisify(execFile)(process.execPath, [join(projectRoot, 'dist/src/cli/imagine.js'), 'a lighthouse at dusk', '--steps', '2', '--count', '1', '--seed', '7', '--model-dir', modelDir, '--provider', 'cpu', '--out', image], { cwd: root, env: { PATH: process.env.PATH ?? '' } });
+    expect(imagine.stderr).not.toMatch(/error/i);
+    expect(readFileSync(image).subarray(1, 4).toString()).toBe('PNG');
+
   });
 
   it('resumes an interrupted weights download with a Range request', async () => {
