@@ -4,15 +4,14 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASE_REPO, LIGHTNING_FILES, LIGHTNING_REPO, VAE_FIX_REPO, writeTinyHubRepos, type TinyHubRepos } from '../../../models/tiny/hub-repos.js';
-import { float16ToFloat32, float32ToFloat16 } from '../../../src/diffusion/fp16.js';
 import { PART_KINDS } from '../../../src/model-build/build.js';
 import { openFileSource } from '../../../src/model-build/byte-source.js';
 import { convertModel, transpose, type Dtype } from '../../../src/model-build/convert.js';
+import { maxAbsDiff, rms, runAsFloat32, unetFeeds } from './run-model.js';
 import { inferElemTypes } from '../../../src/model-build/fp16-graph.js';
 import { externalData, FLOAT, FLOAT16, inlineBytes, readModelFile, tensorDims } from '../../../src/onnx/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'convert-'));
-const SESSION: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: 2 };
 let repos: TinyHubRepos;
 
 beforeAll(async () => {
@@ -29,32 +28,8 @@ async function convertUnet(dtype: Dtype, outDir: string) {
   }
 }
 
-function feeds(): Record<string, ort.Tensor> {
-  let x = 11;
-  const noise = (n: number) => Float32Array.from({ length: n }, () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1);
-  return {
-    sample: new ort.Tensor('float32', noise(2 * 4 * 16 * 24), [2, 4, 16, 24]),
-    timestep: new ort.Tensor('float32', Float32Array.from([999]), []),
-    encoder_hidden_states: new ort.Tensor('float32', noise(2 * 77 * 2048), [2, 77, 2048]),
-    text_embeds: new ort.Tensor('float32', noise(2 * 1280), [2, 1280]),
-    time_ids: new ort.Tensor('float32', Float32Array.from([1024, 1536, 0, 0, 1024, 1536, 1024, 1536, 0, 0, 1024, 1536]), [2, 6]),
-  };
-}
 
-async function run(model: string, input: Record<string, ort.Tensor>, output: string): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(model, SESSION);
-  const typed: Record<string, ort.Tensor> = {};
-  for (const meta of session.inputMetadata) {
-    const feed = input[meta.name];
-    typed[meta.name] = meta.isTensor && meta.type === 'float16' ? new ort.Tensor('float16', float32ToFloat16(feed.data as Float32Array), feed.dims) : feed;
-  }
-  const out = (await session.run(typed))[output];
-  await session.release();
-  return out.type === 'float16' ? float16ToFloat32(out.data as Uint16Array) : (out.data as Float32Array);
-}
 
-const maxAbsDiff = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-const rms = (a: Float32Array): number => Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
 
 describe('converting the base graph with new weights', () => {
   it('fp32: every weight and the output equal the graph written directly with those weights', async () => {
@@ -75,9 +50,9 @@ describe('converting the base graph with new weights', () => {
       expect(bytesOf(mine, data).equals(bytesOf(tensor, referenceData)), tensor.name).toBe(true);
     }
     expect(built.graph!.initializer.filter((t) => externalData(t)).every((t) => externalData(t)!.offset % 64 === 0)).toBe(true);
-    const input = feeds();
-    const ours = await run(join(outDir, 'model.onnx'), input, 'out_sample');
-    const theirs = await run(join(repos.reference, 'unet_4step/model.onnx'), input, 'out_sample');
+    const input = unetFeeds(16, 24, 11);
+    const ours = await runAsFloat32(join(outDir, 'model.onnx'), input, 'out_sample');
+    const theirs = await runAsFloat32(join(repos.reference, 'unet_4step/model.onnx'), input, 'out_sample');
     expect(maxAbsDiff(ours, theirs)).toBe(0);
 
     // a converter that forgot to transpose the folded Linear weights: square ones pass every shape check, so only
@@ -90,7 +65,7 @@ describe('converting the base graph with new weights', () => {
       forgetful.set(new Uint8Array(transpose(values, assignment.dims[0], assignment.dims[1]).buffer), at.offset);
     }
     writeFileSync(join(outDir, 'model.onnx_data'), forgetful);
-    const wrong = await run(join(outDir, 'model.onnx'), input, 'out_sample');
+    const wrong = await runAsFloat32(join(outDir, 'model.onnx'), input, 'out_sample');
     expect(maxAbsDiff(wrong, theirs)).toBeGreaterThan(0.05 * rms(theirs));
   });
 
@@ -109,9 +84,9 @@ describe('converting the base graph with new weights', () => {
     for (const node of resize) expect(types.get(node.input[2])).toBe(FLOAT);
     expect(Object.fromEntries(graph.output.map((o) => [o.name, o.type?.tensor_type?.elem_type]))).toEqual({ out_sample: FLOAT16 });
 
-    const input = feeds();
-    const ours = await run(join(outDir, 'model.onnx'), input, 'out_sample');
-    const reference = await run(join(repos.reference, 'unet_4step/model.onnx'), input, 'out_sample');
+    const input = unetFeeds(16, 24, 11);
+    const ours = await runAsFloat32(join(outDir, 'model.onnx'), input, 'out_sample');
+    const reference = await runAsFloat32(join(repos.reference, 'unet_4step/model.onnx'), input, 'out_sample');
     // measured here: about 0.2 % of the output's RMS
     expect(maxAbsDiff(ours, reference)).toBeLessThan(0.01 * rms(reference));
   });
@@ -124,8 +99,8 @@ describe('converting the base graph with new weights', () => {
     expect(result.files.map((f) => f.path)).toEqual([join(outDir, 'model.onnx')]);
     expect(result.plan.ignoredKeys).toHaveLength(4);
     const latent = { latent_sample: new ort.Tensor('float32', Float32Array.from({ length: 2 * 4 * 6 * 8 }, (_, i) => Math.sin(i * 0.37) * 2), [2, 4, 6, 8]) };
-    const ours = await run(join(outDir, 'model.onnx'), latent, 'sample');
-    const reference = await run(join(repos.reference, 'vae_decoder/model.onnx'), latent, 'sample');
+    const ours = await runAsFloat32(join(outDir, 'model.onnx'), latent, 'sample');
+    const reference = await runAsFloat32(join(repos.reference, 'vae_decoder/model.onnx'), latent, 'sample');
     expect(ours.length).toBe(2 * 3 * 48 * 64);
     expect(maxAbsDiff(ours, reference)).toBeLessThan(0.01 * rms(reference));
   });

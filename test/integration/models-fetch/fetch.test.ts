@@ -7,18 +7,17 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BASE_REPO, BASE_UNET_WEIGHTS, LIGHTNING_FILES, LIGHTNING_REPO, writeStateDict, writeTinyHubRepos, type TinyHubRepos } from '../../../models/tiny/hub-repos.js';
 import { torchExportUnet } from '../../../models/tiny/torch-export.js';
-import { float16ToFloat32, float32ToFloat16 } from '../../../src/diffusion/fp16.js';
 import { findModelFolder } from '../../../src/diffusion/model-folder.js';
 import type { RetryPolicy } from '../../../src/models-fetch/download.js';
 import { planFetch, runFetch, type FetchOptions, type FetchProgress } from '../../../src/models-fetch/fetch.js';
 import { createHubClient } from '../../../src/models-fetch/hub.js';
 import { loadManifest, type Manifest } from '../../../src/models-fetch/manifest.js';
 import { startFakeHub, type FakeHub } from '../../fakes/hub.js';
+import { maxAbsDiff, rms, runAsFloat32, SESSION, unetFeeds } from '../model-build/run-model.js';
 
 const root = mkdtempSync(join(tmpdir(), 'models-fetch-'));
 const projectRoot = new URL('../../../', import.meta.url).pathname;
 const noWait: RetryPolicy = { tries: 3, baseDelayMs: 1000, maxDelayMs: 30_000, sleep: async () => {} };
-const SESSION: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: 2 };
 
 let repos: TinyHubRepos;
 let hub: FakeHub;
@@ -39,34 +38,8 @@ const fetchAll = async (modelDir: string, extra: Partial<FetchOptions> = {}, lin
   return runFetch(await planFetch(opts), opts, progress);
 };
 
-/** UNet feeds of batch 2 with 16×16 latents, deterministic, in float32. */
-function unetFeeds(): Record<string, ort.Tensor> {
-  let x = 7;
-  const noise = (n: number) => Float32Array.from({ length: n }, () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1);
-  return {
-    sample: new ort.Tensor('float32', noise(2 * 4 * 16 * 16), [2, 4, 16, 16]),
-    timestep: new ort.Tensor('float32', Float32Array.from([749]), []),
-    encoder_hidden_states: new ort.Tensor('float32', noise(2 * 77 * 2048), [2, 77, 2048]),
-    text_embeds: new ort.Tensor('float32', noise(2 * 1280), [2, 1280]),
-    time_ids: new ort.Tensor('float32', Float32Array.from([1024, 1024, 0, 0, 1024, 1024, 768, 1344, 0, 0, 768, 1344]), [2, 6]),
-  };
-}
 
-/** Runs a model on feeds given in float32, converting each to the dtype the model declares; returns `output` as float32. */
-async function runAsFloat32(model: string, feeds: Record<string, ort.Tensor>, output: string): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(model, SESSION);
-  const typed: Record<string, ort.Tensor> = {};
-  for (const meta of session.inputMetadata) {
-    const feed = feeds[meta.name];
-    typed[meta.name] = meta.isTensor && meta.type === 'float16' ? new ort.Tensor('float16', float32ToFloat16(feed.data as Float32Array), feed.dims) : feed;
-  }
-  const result = (await session.run(typed))[output];
-  await session.release();
-  return result.type === 'float16' ? float16ToFloat32(result.data as Uint16Array) : (result.data as Float32Array);
-}
 
-const maxAbsDiff = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-const rms = (a: Float32Array): number => Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
 
 beforeAll(async () => {
   repos = await writeTinyHubRepos(join(root, 'hub'), [1, 2, 4]);
