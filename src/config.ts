@@ -13,6 +13,8 @@ export type Config = {
   cudaDeviceId: number;
   /** Load each step count's UNet on first use instead of at start. */
   lazyUnets: boolean;
+  /** With no usable model folder, `npm start` fetches and builds it without asking. */
+  modelAutoFetch: boolean;
   /** CPU threads per onnxruntime session; undefined = onnxruntime's choice for the provider. */
   cpuThreads: number | undefined;
   /** How far a variation (V1–V4) moves from its parent's noise, 0–1. */
@@ -46,6 +48,7 @@ export const SETTINGS = {
   EXECUTION_PROVIDER: { default: 'auto', help: `where the model runs: ${PROVIDER_CHOICES.join(', ')}` },
   CUDA_DEVICE_ID: { default: '0', help: 'which GPU (index, as nvidia-smi numbers them)' },
   LAZY_UNETS: { default: 'false', help: 'load each step count’s UNet on first use (true) or all at start (false)' },
+  MODEL_AUTO_FETCH: { default: 'false', help: 'true: with no model folder, npm start runs npm run models:fetch itself (else it asks on a terminal)' },
   CPU_THREADS: { default: '', help: 'CPU threads per onnxruntime session (empty: all cores on CPU, 1 with CUDA)' },
   VARIATION_STRENGTH: { default: '0.25', help: 'how far V1–V4 variations move from their image, 0–1' },
   DATA_DIR: { default: 'data', help: 'where the bot keeps its database and image cache' },
@@ -162,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     provider: oneOf('EXECUTION_PROVIDER', PROVIDER_CHOICES),
     cudaDeviceId: integer('CUDA_DEVICE_ID', 0, 63) ?? 0,
     lazyUnets: flag('LAZY_UNETS'),
+    modelAutoFetch: flag('MODEL_AUTO_FETCH'),
     cpuThreads: integer('CPU_THREADS', 1, 1024),
     variationStrength: fraction('VARIATION_STRENGTH'),
     dataDir: resolve(raw('DATA_DIR')),

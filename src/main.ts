@@ -3,8 +3,8 @@
 
 import { createApp, type App } from './app.js';
 import { ConfigError, configSecrets, loadConfig, loadDotEnv, type Config } from './config.js';
-import { findModelFolder, ModelFolderError } from './diffusion/index.js';
 import { createLogger } from './logger.js';
+import { prepareModelFolder } from './models-fetch/first-start.js';
 import { redactText } from './redact.js';
 import { checkPlatformAccess, explainStartError, StartError } from './start-checks.js';
 
@@ -27,12 +27,8 @@ try {
   throw error;
 }
 if (!config.discord && !config.slack) exit(NO_PLATFORM);
-try {
-  findModelFolder(config.modelDir);
-} catch (error) {
-  if (error instanceof ModelFolderError) exit(error.message);
-  throw error;
-}
+const modelProblem = await prepareModelFolder(config);
+if (modelProblem !== undefined) exit(modelProblem);
 
 const secrets = configSecrets(config);
 const logger = createLogger({ level: config.logLevel, secrets });

@@ -3,13 +3,15 @@
 import { readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeTinyModelFolder, type TinyModelOptions } from './generate.js';
+import { DEFAULT_TINY_STEPS, writeTinyModelFolder, type TinyModelOptions } from './generate.js';
+import { writeTinyHubRepos } from './hub-repos.js';
 
 const USAGE =
-  'usage: node dist/models/tiny/cli.js <dir> [--fp16] [--int32] [--vector-timestep] [--lone-unet] [--steps 1,2,4,8] [--no-external-data]';
+  'usage: node dist/models/tiny/cli.js <dir> [--fp16] [--int32] [--vector-timestep] [--lone-unet] [--steps 1,2,4,8] [--no-external-data]\n' +
+  '       node dist/models/tiny/cli.js <dir> --hub-repos [--steps 1,2,4,8]   (tiny copies of the hub repos models:fetch reads, under their repo ids)';
 
 /** Turns the command line into the folder and its options; throws when it cannot. */
-function parseTinyModelArgs(args: readonly string[]): { dir: string; options: TinyModelOptions } {
+function parseTinyModelArgs(args: readonly string[]): { dir: string; options: TinyModelOptions; hubRepos: boolean } {
   const { values, positionals } = parseArgs({
     args: [...args],
     allowPositionals: true,
@@ -20,6 +22,7 @@ function parseTinyModelArgs(args: readonly string[]): { dir: string; options: Ti
       'lone-unet': { type: 'boolean', default: false },
       steps: { type: 'string' },
       'no-external-data': { type: 'boolean', default: false },
+      'hub-repos': { type: 'boolean', default: false },
     },
   });
   if (positionals.length !== 1) throw new Error(`expected one folder, found ${positionals.length}`);
@@ -37,7 +40,7 @@ function parseTinyModelArgs(args: readonly string[]): { dir: string; options: Ti
     }
     options.steps = parts.map(Number);
   }
-  return { dir: positionals[0], options };
+  return { dir: positionals[0], options, hubRepos: values['hub-repos'] };
 }
 
 async function listFiles(dir: string, prefix = ''): Promise<string[]> {
@@ -59,7 +62,13 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const { dir, options } = parsed;
+  const { dir, options, hubRepos } = parsed;
+  if (hubRepos) {
+    const written = await writeTinyHubRepos(dir, options.steps ?? DEFAULT_TINY_STEPS);
+    console.log(`wrote tiny hub repos to ${path.resolve(dir)} (${Object.keys(written.repos).join(', ')}; references in ${written.reference}):`);
+    console.log((await listFiles(dir)).join('\n'));
+    return;
+  }
   await writeTinyModelFolder(dir, options);
   console.log(`wrote a tiny SDXL-Lightning folder to ${path.resolve(dir)} (${JSON.stringify(options)}):`);
   console.log((await listFiles(dir)).join('\n'));

@@ -163,7 +163,7 @@ async function main(): Promise<void> {
   } catch (error) {
     if (!(error instanceof ModelFolderError)) throw error;
     for (const problem of error.problems) bad(problem);
-    warn('get it with `npm run models:fetch` and models/export/export_lightning.py (models/README.md)');
+    warn('get it with `npm run models:fetch` (models/README.md)');
     healthy = false;
   }
   if (folder && values.load) {

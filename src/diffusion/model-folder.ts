@@ -5,7 +5,7 @@ import { join, relative, resolve } from 'node:path';
 import { PREDICTION_TYPES, type PredictionType } from './scheduler.js';
 
 /** Where an admin learns how to get or build the folder. */
-export const MODEL_HELP = 'Get it with `npm run models:fetch` and models/export/export_lightning.py; models/README.md explains both';
+export const MODEL_HELP = 'Get it with `npm run models:fetch`, which downloads the official SDXL and SDXL-Lightning files and builds the folder (models/README.md explains it)';
 
 export type TokenizerFiles = { vocab: string; merges: string };
 

@@ -27,6 +27,8 @@ export type DownloadHooks = {
   onBytes?: (done: number) => void;
   /** One sentence for each retried failure. */
   onRetry?: (message: string) => void;
+  /** The download is whole and its hash is being checked (a multi-GB file takes a while). */
+  onVerifying?: () => void;
 };
 
 export class DownloadError extends Error {
@@ -114,6 +116,7 @@ export async function downloadFile(request: DownloadRequest, hooks: DownloadHook
       continue;
     }
     const label = file.hash.algorithm === 'sha256' ? 'sha256' : 'git blob sha1';
+    if (got === file.size) hooks.onVerifying?.();
     const digest = got === file.size ? await hashFile(part, file.hash.algorithm, file.size) : '';
     if (got !== file.size || digest !== file.hash.hex.toLowerCase()) {
       await rm(part, { force: true });

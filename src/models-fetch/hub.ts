@@ -19,6 +19,8 @@ export type HubClient = {
   listFiles(repo: string, revision: string, dir: string): Promise<HubFile[]>;
   /** Opens `path` from byte `offset`; the caller reads or destroys `body`. */
   open(repo: string, revision: string, path: string, offset: number): Promise<HubDownload>;
+  /** Exactly `length` bytes of `path` from byte `offset` (one Range request); a server that ignores the range fails it. */
+  readRange(repo: string, revision: string, path: string, offset: number, length: number): Promise<Buffer>;
 };
 
 export type HubOptions = { endpoint?: string; token?: string };
@@ -102,6 +104,20 @@ export function createHubClient(options: HubOptions = {}): HubClient {
       }
       const start = response.status === 206 ? Number(/^bytes (\d+)-/.exec(response.headers.get('content-range') ?? '')?.[1] ?? offset) : 0;
       return { start, body: Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>) };
+    },
+    async readRange(repo, revision, path, offset, length) {
+      const what = `${path} from ${repo} at ${revision}, bytes ${offset}–${offset + length - 1}`;
+      if (length === 0) return Buffer.alloc(0);
+      const url = `${endpoint}/${repo}/resolve/${encodeURIComponent(revision)}/${encodePath(path)}`;
+      const response = await request(url, { headers: headers({ range: `bytes=${offset}-${offset + length - 1}` }) }, what);
+      if (response.status !== 206) {
+        await response.body?.cancel();
+        const why = response.status === 200 ? 'the server ignored the range request' : response.status === 404 ? 'the hub has no such file' : `HTTP ${response.status}`;
+        throw new HubError(`${what}: ${why} (HTTP ${response.status}).`, response.status >= 500 || response.status === 429);
+      }
+      const body = Buffer.from(await response.arrayBuffer());
+      if (body.length !== length) throw new HubError(`${what}: received ${body.length} bytes, expected ${length}.`, true);
+      return body;
     },
   };
 }

@@ -302,7 +302,8 @@ describe('the bot as a process', () => {
     expect(bot.stderr().replaceAll(root, '<tmp>')).toMatchInlineSnapshot(`
       "The model folder <tmp>/no-model-here is not usable:
         - the folder does not exist
-      Get it with \`npm run models:fetch\` and models/export/export_lightning.py; models/README.md explains both.
+      Get it with \`npm run models:fetch\`, which downloads the official SDXL and SDXL-Lightning files and builds the folder (models/README.md explains it).
+      Or set MODEL_AUTO_FETCH=true and npm start fetches and builds it itself.
       "
     `);
     expect(bot.stderr()).toContain('models/README.md');
