@@ -18,6 +18,7 @@ export type Refusal =
   | { code: 'not_owner' }
   | { code: 'not_cancellable' }
   | { code: 'generation_failed' }
+  | { code: 'delivery_failed' }
   | { code: 'shutting_down' };
 
 export type RefusalCode = Refusal['code'];
@@ -52,6 +53,7 @@ export const REFUSAL_SENTENCES = {
   not_owner: () => 'Only the person who asked for this image can cancel it.',
   not_cancellable: () => 'That image is already being made or is done, so it cannot be cancelled.',
   generation_failed: () => 'Generation failed, try again; the admin has the details.',
+  delivery_failed: () => 'Your image was made but could not be posted; check that the bot may post here, then use /imagine again.',
   shutting_down: () => 'The bot is restarting; try again in a minute.',
 } as const satisfies { [C in RefusalCode]: (refusal: Extract<Refusal, { code: C }>) => string };
 

@@ -15,7 +15,17 @@ import { ASPECT_SIZES, imageNoise, imageRecipe, randomSeed, type GenerationReque
 /** Who is asking, and where. */
 export type Requester = { platform: Platform; userId: string; guildId: string | null; channelId: string; direct?: boolean };
 
-export type StatusUpdate = { state: 'queued'; position: number } | { state: 'running' };
+/** How far a running job is: the text encoders, UNet step `step` of `steps`, or the VAE. */
+export type JobProgress = { stage: 'text' | 'unet' | 'vae'; step: number; steps: number };
+
+/**
+ * What a waiting or running job's status message shows. `waiting`: queued, but no GPU can take it now (the engine is
+ * restarting, or no connected worker has its step count); it stays queued and runs when one can.
+ */
+export type StatusUpdate =
+  | { state: 'queued'; position: number }
+  | { state: 'waiting'; position: number; reason: 'restarting' | 'no_worker' }
+  | { state: 'running'; progress?: JobProgress };
 
 export type ResultDelivery = {
   file: EncodedImage;

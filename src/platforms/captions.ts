@@ -107,8 +107,27 @@ export function headline(job: Job, markup: Markup, mention = false): string {
 
 export const TRUNCATED_NOTE = 'The prompt was cut to its first 75 tokens, as the model reads no more.';
 
+/** The status line alone, the same words on every platform. */
+export function statusLine(update: StatusUpdate): string {
+  switch (update.state) {
+    case 'queued':
+      return `Queued — position ${update.position}`;
+    case 'waiting':
+      return update.reason === 'restarting'
+        ? `The GPU is restarting; your image is queued (position ${update.position}).`
+        : `No GPU that can make this image is connected right now; your image is queued (position ${update.position}).`;
+    case 'running': {
+      const progress = update.progress;
+      if (!progress) return 'Generating…';
+      if (progress.stage === 'text') return 'Generating… reading the prompt';
+      if (progress.stage === 'vae') return 'Generating… decoding the image';
+      return `Generating… step ${progress.step} of ${progress.steps}`;
+    }
+  }
+}
+
 export function statusCaption(job: Job, update: StatusUpdate, markup: Markup): string {
-  return `${headline(job, markup)}\n${update.state === 'running' ? 'Generating…' : `Queued — position ${update.position}`}`;
+  return `${headline(job, markup)}\n${statusLine(update)}`;
 }
 
 export function resultCaption(job: Job, result: ResultDelivery, markup: Markup, mention: boolean): string {
