@@ -1,24 +1,15 @@
 // What the service needs of whatever runs the model: the engine in this process, GPU workers joined through Redis,
 // or both. The fair queue decides the order; the engine only says whether it can take a job now, and runs it.
 
-import type { EngineInfo, GenerationOutput, PipelineRequest, ProgressEvent } from '../diffusion/index.js';
+import type { EngineAvailability, EngineInfo, GenerationOutput, PipelineRequest, ProgressEvent } from '../diffusion/index.js';
+
+export type { EngineAvailability };
 
 /** A request as the service hands it over: the pipeline request and the job it belongs to. */
 export type EngineRequest = PipelineRequest & { jobId?: string };
 
 /** What a run returns: the images, and which worker made them (for the job record and the logs). */
 export type EngineOutput = GenerationOutput & { worker?: string };
-
-/** Why nothing can be taken now, as data: the service tells waiting members in plain words. */
-export type EngineAvailability =
-  | { state: 'ready' }
-  | {
-      state: 'unavailable';
-      /** `restarting`: the GPU process is starting again; `no_worker`: no connected worker can run these steps. */
-      reason: 'restarting' | 'no_worker';
-      /** For the admin log. */
-      detail: string;
-    };
 
 /**
  * The error codes with which `generate` rejects when the job itself is fine and may run again: the worker died or

@@ -24,6 +24,16 @@ export type EngineDeps = {
 
 export type EngineInfo = { provider: ResolvedProvider; steps: readonly number[]; modelDir: string };
 
+/** Whether requests can run now, or why not: `restarting` while the worker starts again; `no_worker` when no runner has the steps. */
+export type EngineAvailability =
+  | { state: 'ready' }
+  | {
+      state: 'unavailable';
+      reason: 'restarting' | 'no_worker';
+      /** For the admin log. */
+      detail: string;
+    };
+
 export type GenerationOutput = {
   images: WorkerImage[];
   timings: StageTimings;
@@ -79,6 +89,7 @@ export function startWorkerProcess(script: string): ChildProcess {
 
 export class Engine {
   info: EngineInfo | undefined;
+  private readonly listeners = new Set<() => void>();
   private readonly options: EngineOptions;
   private readonly logger: Logger;
   private readonly startWorker: (script: string) => ChildProcess;
@@ -106,6 +117,7 @@ export class Engine {
     this.info = await this.spawn();
     this.started = true;
     this.logger.info({ ...this.info }, 'engine ready');
+    this.changed();
     return this.info;
   }
 
@@ -118,6 +130,26 @@ export class Engine {
       this.queue.push({ id: this.nextId++, request, onProgress, resolve, reject });
       this.pump();
     });
+  }
+
+  /** Whether a request of this many steps would start at once: the worker is up, has them, and is idle. */
+  canTake(steps: number): boolean {
+    return this.availability(steps).state === 'ready' && Boolean(this.info?.steps.includes(steps)) && !this.inFlight && this.queue.length === 0;
+  }
+
+  availability(_steps: number): EngineAvailability {
+    if (this.failure) return { state: 'unavailable', reason: 'restarting', detail: this.failure.message };
+    if (!this.info || this.startWaiter) return { state: 'unavailable', reason: 'restarting', detail: 'the engine worker is starting' };
+    return { state: 'ready' };
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
   }
 
   /** Requests waiting behind the running one. */
@@ -217,6 +249,7 @@ export class Engine {
           pending.reject(toEngineError(message.error));
         }
         this.pump();
+        this.changed();
         return;
       }
       case 'log':
@@ -246,6 +279,8 @@ export class Engine {
     }
     this.inFlight?.reject(crashed);
     this.inFlight = undefined;
+    this.info = undefined;
+    this.changed();
     void this.restart();
   }
 
@@ -263,6 +298,7 @@ export class Engine {
       this.info = await this.spawn();
       this.logger.info({ ...this.info }, 'engine worker restarted');
       this.pump();
+      this.changed();
     } catch (error) {
       this.giveUp(error instanceof EngineError ? error : new EngineError('internal', (error as Error).message, { cause: error }));
     }
@@ -272,6 +308,7 @@ export class Engine {
     this.failure = error;
     this.logger.error({ err: error }, 'the engine is out of service');
     for (const pending of this.queue.splice(0)) pending.reject(error);
+    this.changed();
   }
 }
 

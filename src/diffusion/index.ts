@@ -13,7 +13,7 @@ export {
 export { torchRandn, slerpNoise, Mt19937 } from './noise.js';
 export { float32ToFloat16, float16ToFloat32 } from './fp16.js';
 export { PROVIDER_CHOICES, type ProviderChoice } from './provider.js';
-export { createEngine, Engine, EngineError, type EngineOptions, type EngineInfo, type GenerationOutput, type EngineErrorCode } from './engine.js';
+export { createEngine, Engine, EngineError, type EngineOptions, type EngineInfo, type GenerationOutput, type EngineErrorCode, type EngineAvailability } from './engine.js';
 export type { PipelineRequest, NoiseSpec, StageTimings, ProgressEvent } from './pipeline.js';
 export type { RgbImage } from './vae.js';
 export { findModelFolder, ModelFolderError, MODEL_HELP, type ModelFolder, type UnetEntry } from './model-folder.js';
