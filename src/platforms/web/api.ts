@@ -51,6 +51,8 @@ export function registerApi(app: FastifyInstance, context: WebContext): void {
 
   app.get('/api/command', async () => commandView(imagine, context.commandContext()));
 
+  app.get('/api/session', async (request) => ({ userId: request.webUser!.userId, login: context.loginRequired }));
+
   app.post<{ Body: Record<string, string | number> }>('/api/imagine', { schema: { body: imagineBody } }, async (request, reply) => {
     const parsed = imagine.parse(request.body, context.commandContext());
     if (isRefusal(parsed)) throw refusalError(parsed);

@@ -32,6 +32,8 @@ export type WebContext = {
   commandContext: () => CommandContext;
   /** The model folder's name, for clients that list models. */
   modelName: string;
+  /** Whether members log in with a token (else the page has no log-out). */
+  loginRequired: boolean;
   /** The most bytes a request body may have. */
   maxBodyBytes: number;
   requester(request: FastifyRequest): Requester;

@@ -219,6 +219,7 @@ export class WebPlatform implements PlatformAdapter {
       commandContext: this.deps.commandContext,
       modelName: this.config.modelName,
       maxBodyBytes: MAX_BODY_BYTES,
+      loginRequired: this.auth.required,
       requester: (request) => this.requester(request),
       ownJob: (request, jobId) => this.ownJob(request, jobId),
       accepted: (submission) => this.accepted(submission),
