@@ -245,6 +245,8 @@ export class WebPlatform implements PlatformAdapter {
     app.decorateRequest('webUser', undefined);
     // cookies are read in the guard below, which runs before the plugin's own hook would
     void app.register(fastifyCookie, { hook: false });
+    // bodies are JSON (or the login form): text/plain would reach the routes as a string
+    app.removeContentTypeParser('text/plain');
     // the login form posts application/x-www-form-urlencoded, read with the platform's own URLSearchParams
     app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
       done(null, Object.fromEntries(new URLSearchParams(body as string)));
