@@ -284,7 +284,14 @@ describe('the bot as a process', () => {
     bots.push(bot);
     const exit = await bot.exited;
     expect(exit.code).toBe(1);
-    expect(bot.stderr()).toMatchInlineSnapshot();
+    expect(bot.stderr()).toMatchInlineSnapshot(`
+      "WEB_PORT is 0 and no chat platform is configured, so there is nothing to serve.
+        Web: leave WEB_PORT empty (7860) or set it to a port, for the playground page and the HTTP API.
+        Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (and DISCORD_GUILD_ID to register commands to one server).
+        Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, and SLACK_APP_TOKEN for Socket Mode (else HTTP on SLACK_PORT).
+      Put them in .env (see .env.example) or the environment, then run npm start again; both may be set.
+      "
+    `);
     expect(bot.logs).toEqual([]);
   });
 

@@ -77,6 +77,9 @@ describe('the web API', () => {
     expect(types.at(-1)).toBe('done');
     const running = stream.events.find((event) => event.event === 'running')!;
     expect(running.data.message).toMatch(/^Generating…/);
+    // the engine's steps come through as they happen, in the words every platform shows
+    const unet = stream.events.find((event) => (event.data.progress as { stage?: string } | undefined)?.stage === 'unet');
+    expect(unet?.data).toEqual({ state: 'running', progress: { stage: 'unet', step: 1, steps: 1 }, message: 'Generating… step 1 of 1' });
     const done = stream.events.at(-1)!.data.job as Record<string, any>;
     const id = submitted.job.id as string;
     expect(done).toMatchObject({ id, status: 'done', result: { grid: `/api/jobs/${id}/grid`, images: [`/api/jobs/${id}/images/0.png`, `/api/jobs/${id}/images/1.png`], seeds: [42, 43], width: 1024, height: 1024, truncated: false, fromCache: false } });
@@ -264,6 +267,7 @@ describe('the A1111-compatible API', () => {
     expect(seen!.progress).toBeGreaterThan(0);
     expect(seen!.progress).toBeLessThan(1);
     expect(seen!.state).toMatchObject({ job_count: 1, sampling_steps: 4 });
+    expect(seen!.eta_relative).toBeGreaterThanOrEqual(0);
     expect(seen!.textinfo).toMatch(/^Generating…/);
     expect((await generating).status).toBe(200);
 

@@ -76,7 +76,7 @@ export function registerA1111(app: FastifyInstance, context: WebContext): void {
     cancelWhenGone(context, request, reply, job);
     const outcome = await context.outcome(job.id);
     if ('failure' in outcome) throw new WebError(outcome.failure.code === 'cancelled' ? 409 : 500, outcome.failure.code, outcome.failure.message);
-    const images = body.send_images === false ? [] : await imagesBase64(context, job.id, outcome.stored.seeds.length);
+    const images = body.send_images === false ? [] : await imagesBase64(context, job, outcome.stored.seeds.length);
     return {
       images,
       parameters: { ...body, prompt: body.prompt ?? '', steps: body.steps ?? steps, batch_size: batchSize, n_iter: iterations, seed: body.seed ?? -1 },

@@ -87,7 +87,7 @@ export function registerApi(app: FastifyInstance, context: WebContext): void {
     const match = /^(\d)(?:\.png)?$/.exec(request.params.image);
     const index = match ? Number(match[1]) : -1;
     if (index < 0 || index >= job.request.count) throw fieldError('image', `an image number from 0 to ${job.request.count - 1}, optionally ending in .png`);
-    const png = await results.image(job.id, index);
+    const png = await results.image(job, index);
     if (!png) throw new WebError(404, 'no_result', 'This job has no image yet, or it is no longer kept.');
     return reply
       .type('image/png')

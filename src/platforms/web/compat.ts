@@ -20,10 +20,10 @@ export function nearestAspect(width: number, height: number): Aspect {
 }
 
 /** Each image of a finished job as base64 PNG, in order. */
-export async function imagesBase64(context: WebContext, jobId: string, count: number): Promise<string[]> {
-  const images = await Promise.all(Array.from({ length: count }, (_, index) => context.results.image(jobId, index)));
+export async function imagesBase64(context: WebContext, job: Job, count: number): Promise<string[]> {
+  const images = await Promise.all(Array.from({ length: count }, (_, index) => context.results.image(job, index)));
   return images.map((png, index) => {
-    if (!png) throw new Error(`image ${index} of job ${jobId} is missing from the results`);
+    if (!png) throw new Error(`image ${index} of job ${job.id} is missing from the results`);
     return png.toString('base64');
   });
 }

@@ -53,7 +53,7 @@ export function registerOpenAi(app: FastifyInstance, context: WebContext): void 
     const count = stored.seeds.length;
     const data =
       body.response_format === 'b64_json'
-        ? (await imagesBase64(context, job.id, count)).map((b64) => ({ b64_json: b64, revised_prompt: parsed.prompt }))
+        ? (await imagesBase64(context, job, count)).map((b64) => ({ b64_json: b64, revised_prompt: parsed.prompt }))
         : Array.from({ length: count }, (_, index) => ({ url: `${origin(request)}${imagePath(job.id, index)}`, revised_prompt: parsed.prompt }));
     return {
       created: Math.floor(job.createdAt / 1000),

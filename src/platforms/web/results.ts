@@ -5,7 +5,8 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { ImageCache } from '../../core/image-cache.js';
-import { JOB_ID_PATTERN } from '../../core/jobs.js';
+import { cacheKey } from '../../core/deliver.js';
+import { JOB_ID_PATTERN, type Job } from '../../core/jobs.js';
 import type { ResultDelivery } from '../../core/service.js';
 import { cellOrigin, gridLayout } from '../../render/index.js';
 
@@ -83,9 +84,10 @@ export class WebResults {
    * Image `index` of a job as PNG: the full-size one from the image cache, else cut out of the delivered grid (the
    * web asks for files no byte budget shrinks, so the cut is the image itself).
    */
-  async image(jobId: string, index: number): Promise<Buffer | undefined> {
-    const cached = await this.images.get(jobId, index).catch(() => undefined);
+  async image(job: Pick<Job, 'id' | 'kind' | 'parentId' | 'parentIndex'>, index: number): Promise<Buffer | undefined> {
+    const cached = await this.images.get(...cacheKey(job, index)).catch(() => undefined);
     if (cached) return cached;
+    const jobId = job.id;
     const file = await this.file(jobId);
     if (!file || index < 0 || index >= file.stored.seeds.length) return undefined;
     const { stored, data } = file;

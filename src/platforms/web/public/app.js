@@ -124,7 +124,7 @@ function render(card, job) {
   if (job.status === 'done' && job.result) showResult(card, job);
   else if (job.status === 'failed') showStatus(card, { message: job.error?.message ?? 'Generation failed.' }, 'failed');
   else if (job.status === 'cancelled') showStatus(card, { message: 'Cancelled.' }, 'cancelled');
-  else if (job.status === 'running') showStatus(card, { message: 'Generating…' }, 'running');
+  else if (job.status === 'running' || job.status === 'delivering') showStatus(card, { message: 'Generating…' }, 'running');
   else showStatus(card, { message: 'Queued' }, 'queued');
   $('.details', element).textContent = job.result ? job.result.details : job.seedText;
 }
