@@ -40,7 +40,7 @@ export class WebError extends Error {
 }
 
 /** The HTTP status for each refusal: limits are 429, what the member must change 400, a missing job 404. */
-const REFUSAL_STATUS = {
+export const REFUSAL_STATUS = {
   rate_limited: 429,
   too_many_queued: 429,
   queue_full: 429,
