@@ -50,7 +50,7 @@ async function cards(page: Page): Promise<{ prompt: string; label: string; state
   );
 }
 
-describe.skipIf(!existsSync(CHROMIUM))('the playground page in Chromium', () => {
+describe.skipIf(!existsSync(CHROMIUM))(`the playground page in Chromium (skipped without ${CHROMIUM}: apt-get install chromium)`, () => {
   it('makes a grid, shows its position and progress, runs U2 and V1, and keeps the history over a reload', async () => {
     const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
     const problems: string[] = [];
