@@ -122,6 +122,7 @@ function render(card, job) {
   card.job = job;
   const { element } = card;
   if (job.status === 'done' && job.result) showResult(card, job);
+  else if (job.status === 'done') showStatus(card, { message: 'This image is no longer kept on the server.' }, 'gone');
   else if (job.status === 'failed') showStatus(card, { message: job.error?.message ?? 'Generation failed.' }, 'failed');
   else if (job.status === 'cancelled') showStatus(card, { message: 'Cancelled.' }, 'cancelled');
   else if (job.status === 'running' || job.status === 'delivering') showStatus(card, { message: 'Generating…' }, 'running');
