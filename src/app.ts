@@ -14,6 +14,7 @@ import { createEngine, type Engine } from './diffusion/index.js';
 import type { Logger } from './logger.js';
 import { createDiscord, type DiscordBot } from './platforms/discord/bot.js';
 import { createSlack, type SlackBot } from './platforms/slack/app.js';
+import { createWeb, type WebPlatform } from './platforms/web/server.js';
 
 export type App = {
   readonly engine: Engine;
@@ -21,6 +22,7 @@ export type App = {
   readonly store: JobStore;
   readonly discord: DiscordBot | undefined;
   readonly slack: SlackBot | undefined;
+  readonly web: WebPlatform | undefined;
   /** Starts the engine (rejects with an EngineError that says what is wrong), then the platforms, then the queue. */
   start(): Promise<void>;
   /** Stops in reverse: no new work, the running image finishes, platforms disconnect, the engine and store close. */
@@ -55,7 +57,8 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
   const commandContext = (): CommandContext => ({ installedSteps: engine.info?.steps ?? [], defaults: defaults(), randomSeed });
   const discord = config.discord ? createDiscord(config.discord, { service, logger, commandContext }) : undefined;
   const slack = config.slack ? createSlack(config.slack, { service, logger, commandContext }) : undefined;
-  let started = { engine: false, limits: false, discord: false, slack: false };
+  const web = config.web ? createWeb({ ...config.web, dataDir: config.dataDir, modelDir: config.modelDir }, { service, store, images, logger, commandContext }) : undefined;
+  let started = { engine: false, limits: false, discord: false, slack: false, web: false };
 
   return {
     engine,
@@ -63,6 +66,7 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
     store,
     discord,
     slack,
+    web,
     async start() {
       await engine.start();
       started.engine = true;
@@ -81,16 +85,21 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
         await slack.start();
         started.slack = true;
       }
+      if (web) {
+        await web.start();
+        started.web = true;
+      }
       service.start();
     },
     async close() {
       await service.close();
+      if (started.web) await web?.close();
       if (started.slack) await slack?.close();
       if (started.discord) await discord?.close();
       if (started.limits) await limits.close();
       if (started.engine) await engine.close();
       store.close();
-      started = { engine: false, limits: false, discord: false, slack: false };
+      started = { engine: false, limits: false, discord: false, slack: false, web: false };
     },
   };
 }

@@ -44,6 +44,7 @@ function makeApp(env: Record<string, string> = {}): App {
     DISCORD_API_URL: discord.baseUrl,
     MODEL_DIR: modelDir,
     DATA_DIR: dataDir,
+    WEB_PORT: '0',
     EXECUTION_PROVIDER: 'cpu',
     LAZY_UNETS: 'true',
     DEFAULT_STEPS: '2',

@@ -26,7 +26,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const baseEnv = { MODEL_DIR: modelDir, EXECUTION_PROVIDER: 'cpu', LAZY_UNETS: 'true', DEFAULT_STEPS: '1', DEFAULT_COUNT: '1', BLOCKED_WORDS: 'forbidden', USER_BURST: '20', MAX_QUEUED_PER_USER: '5' };
+const baseEnv = { MODEL_DIR: modelDir, WEB_PORT: '0', EXECUTION_PROVIDER: 'cpu', LAZY_UNETS: 'true', DEFAULT_STEPS: '1', DEFAULT_COUNT: '1', BLOCKED_WORDS: 'forbidden', USER_BURST: '20', MAX_QUEUED_PER_USER: '5' };
 
 describe('hostile input on Discord', () => {
   const GUILD = '100000000000000001';

@@ -36,6 +36,7 @@ function botEnv(dataDir: string, extra: Record<string, string> = {}): Record<str
     DISCORD_API_URL: discord.baseUrl,
     MODEL_DIR: modelDir,
     DATA_DIR: dataDir,
+    WEB_PORT: '0',
     EXECUTION_PROVIDER: 'cpu',
     LOG_LEVEL: 'info',
     STOP_TIMEOUT_SECONDS: String(STOP_TIMEOUT_SECONDS),
@@ -278,13 +279,14 @@ describe('the bot as a process', () => {
     expect(deliveries(early, prompt)).toHaveLength(1);
   });
 
-  it('exits 1 and says which settings enable a platform when none is configured', async () => {
-    const bot = startBot({ cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MODEL_DIR: modelDir, DATA_DIR: join(root, 'none') } });
+  it('exits 1 and says which settings enable a platform when none is configured and the web is off', async () => {
+    const bot = startBot({ cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MODEL_DIR: modelDir, DATA_DIR: join(root, 'none'), WEB_PORT: '0' } });
     bots.push(bot);
     const exit = await bot.exited;
     expect(exit.code).toBe(1);
     expect(bot.stderr()).toMatchInlineSnapshot(`
-      "No chat platform is configured, so there is nothing to serve.
+      "WEB_PORT is 0 and no chat platform is configured, so there is nothing to serve.
+        Web: leave WEB_PORT empty (7860) or set it to a port, for the playground page and the HTTP API.
         Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (and DISCORD_GUILD_ID to register commands to one server).
         Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, and SLACK_APP_TOKEN for Socket Mode (else HTTP on SLACK_PORT).
       Put them in .env (see .env.example) or the environment, then run npm start again; both may be set.

@@ -28,6 +28,7 @@ function makeApp(slack: FakeSlack, dataDir: string, env: Record<string, string>)
     SLACK_API_URL: slack.apiUrl,
     MODEL_DIR: modelDir,
     DATA_DIR: dataDir,
+    WEB_PORT: '0',
     EXECUTION_PROVIDER: 'cpu',
     LAZY_UNETS: 'true',
     DEFAULT_STEPS: '2',
