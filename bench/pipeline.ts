@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { loadPipeline, type PipelineResult } from '../src/diffusion/pipeline.js';
 import { createEngine } from '../src/diffusion/engine.js';
 import { eulerStep, lightningSchedule, scaleModelInput, torchRandn } from '../src/diffusion/index.js';
-import { toImages } from '../src/diffusion/vae.js';
+import { floatsToImages as toImages } from './legacy-pixels.js';
 import { createLogger } from '../src/logger.js';
 import { composeGrid, encodePng } from '../src/render/index.js';
 import { writeTinyModelFolder } from '../models/tiny/generate.js';

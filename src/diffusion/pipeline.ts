@@ -7,12 +7,11 @@ import { describeCudaProblem, inspectCuda } from './cuda.js';
 import { findModelFolder, ModelFolderError, type ModelFolder, type UnetEntry } from './model-folder.js';
 import { slerpNoise, torchRandn } from './noise.js';
 import { eulerStep, lightningSchedule, scaleModelInput, type PredictionType } from './scheduler.js';
-import { OnnxModel, type ResolvedProvider } from './session.js';
+import { OnnxModel, type ModelBytes, type ResolvedProvider } from './session.js';
 import { encodePrompt, repeatEmbeddings, type TextEncoders } from './text-encoders.js';
 import type { ProviderChoice } from './provider.js';
 import { ClipTokenizer } from './tokenizer.js';
-import { decodeLatents, type RgbImage } from './vae.js';
-
+import { decodeLatents, vaeDecoderWithPixels, type RgbImage, type VaeDecoder } from './vae.js';
 
 export type PipelineOptions = {
   modelDir: string;
@@ -87,11 +86,11 @@ export async function loadPipeline(options: PipelineOptions, log: LogFn): Promis
   const provider = await resolveProvider(options, folder.textEncoder, label(folder.textEncoder), log);
   const sessionOptions = { provider, deviceId: options.deviceId, cpuThreads: options.cpuThreads };
   const loaded: OnnxModel[] = [];
-  const load = async (path: string): Promise<OnnxModel> => {
+  const load = async (path: string, edited?: ModelBytes): Promise<OnnxModel> => {
     const started = performance.now();
     let model: OnnxModel;
     try {
-      model = await OnnxModel.load(path, label(path), sessionOptions, onRunFailure);
+      model = await OnnxModel.load(path, label(path), sessionOptions, onRunFailure, edited);
     } catch (error) {
       throw new ModelFolderError(folder.root, [`${label(path)}: onnxruntime cannot load it: ${(error as Error).message}`]);
     }
@@ -107,10 +106,10 @@ export async function loadPipeline(options: PipelineOptions, log: LogFn): Promis
     const problems: string[] = [];
     const first = await load(folder.textEncoder);
     const second = await load(folder.textEncoder2);
-    const vae = await load(folder.vaeDecoder);
+    const vae = await loadVaeDecoder(folder.vaeDecoder, label(folder.vaeDecoder), load, folder.root);
     check(first, TEXT_ENCODER_CONTRACT, problems);
     check(second, TEXT_ENCODER_2_CONTRACT, problems);
-    check(vae, VAE_DECODER_CONTRACT, problems);
+    check(vae.model, VAE_DECODER_CONTRACT, problems);
     const encoders: TextEncoders = { first, second, firstHidden: '', secondHidden: '' };
     for (const [key, model] of [['firstHidden', first], ['secondHidden', second]] as const) {
       try {
@@ -159,6 +158,22 @@ export async function loadPipeline(options: PipelineOptions, log: LogFn): Promis
   }
 }
 
+/** The decoder with its pixel nodes appended in memory (vae.ts); a graph that cannot take them is a model-folder problem. */
+async function loadVaeDecoder(
+  path: string,
+  label: string,
+  load: (path: string, edited?: ModelBytes) => Promise<OnnxModel>,
+  root: string,
+): Promise<VaeDecoder> {
+  let graph;
+  try {
+    graph = await vaeDecoderWithPixels(path, label);
+  } catch (error) {
+    throw new ModelFolderError(root, [(error as Error).message]);
+  }
+  return { model: await load(path, graph), pixels: graph.pixels, finiteCheck: graph.finiteCheck };
+}
+
 /**
  * `cuda` must work or start-up fails; `auto` falls back to CPU, loudly, with the reason. CUDA is only tried when
  * its provider libraries are installed and resolve: asking for it without them is what older onnxruntime-node
@@ -191,7 +206,7 @@ type Loaded = {
   tokenizer: ClipTokenizer;
   tokenizer2: ClipTokenizer;
   encoders: TextEncoders;
-  vae: OnnxModel;
+  vae: VaeDecoder;
   folder: ModelFolder;
   loadUnet: (entry: UnetEntry) => Promise<OnnxModel>;
 };
@@ -203,8 +218,9 @@ async function generate(loaded: Loaded, request: PipelineRequest, onProgress: (e
     runMs += model.lastRunMs;
   };
 
-  // 0. Check the request against what is installed
+  // 0. Check the request against what is installed; the first event says the run has begun (a lazy UNet loads next)
   const entry = checkRequest(loaded.folder, request);
+  onProgress({ stage: 'text', step: 0, steps: request.steps });
   const unet = await loaded.loadUnet(entry);
   const batch = request.images.length;
   const latentHeight = request.height / 8;
@@ -218,7 +234,6 @@ async function generate(loaded: Loaded, request: PipelineRequest, onProgress: (e
   const tokenizeMs = performance.now() - mark;
 
   // 2–4. Encode once, penultimate hidden states concatenated; pooled from text_encoder_2 (spec §1.2)
-  onProgress({ stage: 'text', step: 0, steps: request.steps });
   mark = performance.now();
   const embeddings = repeatEmbeddings(await encodePrompt(loaded.encoders, [ids1], [ids2]), batch);
   ran(loaded.encoders.first);
@@ -262,11 +277,11 @@ async function generate(loaded: Loaded, request: PipelineRequest, onProgress: (e
     onProgress({ stage: 'unet', step: i + 1, steps: request.steps });
   }
 
-  // 8. Decode latents / 0.13025 and round to bytes (spec §4)
+  // 8. Decode latents / 0.13025; the decoder graph rounds to bytes (spec §4)
   onProgress({ stage: 'vae', step: request.steps, steps: request.steps });
   mark = performance.now();
   const images = await decodeLatents(loaded.vae, latents, latentDims);
-  ran(loaded.vae);
+  ran(loaded.vae.model);
   const vaeMs = performance.now() - mark;
 
   const totalMs = performance.now() - started;
