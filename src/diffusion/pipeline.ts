@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { contractProblems, penultimateHiddenState, TEXT_ENCODER_2_CONTRACT, TEXT_ENCODER_CONTRACT, UNET_CONTRACT, VAE_DECODER_CONTRACT, type ModelContract } from './contract.js';
 import { describeCudaProblem, inspectCuda } from './cuda.js';
 import { findModelFolder, ModelFolderError, type ModelFolder, type UnetEntry } from './model-folder.js';
-import { slerpNoise, torchRandn } from './noise.js';
+import { requestNoise } from './noise.js';
 import { eulerStep, lightningSchedule, scaleModelInput, type PredictionType } from './scheduler.js';
 import { OnnxModel, type ModelBytes, type ResolvedProvider } from './session.js';
 import { encodePrompt, repeatEmbeddings, type TextEncoders } from './text-encoders.js';
@@ -44,12 +44,16 @@ export type PipelineRequest = {
 export type StageTimings = {
   tokenizeMs: number;
   textMs: number;
+  /** Making the noise here, or waiting for it when it was made elsewhere. */
   noiseMs: number;
   /** Wall time of each UNet step (scaling, the run and the Euler update). */
   unetStepMs: number[];
   vaeMs: number;
   totalMs: number;
-  /** Work on this thread outside onnxruntime's `run`: tokenizing, noise, scaling, Euler, conversions, pixels. */
+  /**
+   * Work on this thread outside onnxruntime's `run`: tokenizing, waiting for the noise (made on another thread in
+   * the worker), scaling, Euler, feed conversions. The pixels are made by the VAE graph, inside its run.
+   */
   hostMs: number;
 };
 
@@ -69,7 +73,8 @@ export type Pipeline = {
   readonly folder: ModelFolder;
   /** Step counts with an installed UNet. */
   readonly steps: readonly number[];
-  generate(request: PipelineRequest, onProgress?: (event: ProgressEvent) => void): Promise<PipelineResult>;
+  /** `noise`: the request's unit noise made elsewhere (the worker makes it on a thread while the GPU runs; see `requestNoise`). */
+  generate(request: PipelineRequest, onProgress?: (event: ProgressEvent) => void, noise?: Promise<Float32Array>): Promise<PipelineResult>;
   close(): Promise<void>;
 };
 
@@ -147,7 +152,7 @@ export async function loadPipeline(options: PipelineOptions, log: LogFn): Promis
       provider,
       folder,
       steps: folder.unets.map((entry) => entry.steps),
-      generate: (request, onProgress) => generate({ tokenizer, tokenizer2, encoders, vae, folder, loadUnet }, request, onProgress),
+      generate: (request, onProgress, noise) => generate({ tokenizer, tokenizer2, encoders, vae, folder, loadUnet }, request, onProgress, noise),
       close: async () => {
         await Promise.allSettled(loaded.map((model) => model.release()));
       },
@@ -211,7 +216,12 @@ type Loaded = {
   loadUnet: (entry: UnetEntry) => Promise<OnnxModel>;
 };
 
-async function generate(loaded: Loaded, request: PipelineRequest, onProgress: (event: ProgressEvent) => void = () => {}): Promise<PipelineResult> {
+async function generate(
+  loaded: Loaded,
+  request: PipelineRequest,
+  onProgress: (event: ProgressEvent) => void = () => {},
+  madeNoise?: Promise<Float32Array>,
+): Promise<PipelineResult> {
   const started = performance.now();
   let runMs = 0;
   const ran = (model: OnnxModel): void => {
@@ -247,12 +257,9 @@ async function generate(loaded: Loaded, request: PipelineRequest, onProgress: (e
   // 6. Initial latents: CPU torch.randn per image × init_noise_sigma (spec §3.3, §5)
   mark = performance.now();
   const schedule = lightningSchedule(request.steps);
-  const imageSize = 4 * latentHeight * latentWidth;
-  let latents: Float32Array = new Float32Array(batch * imageSize);
-  request.images.forEach((spec, b) => {
-    const noise = imageNoise(spec, [1, 4, latentHeight, latentWidth]);
-    for (let i = 0; i < imageSize; i++) latents[b * imageSize + i] = noise[i] * schedule.initNoiseSigma;
-  });
+  const noise = madeNoise ? await madeNoise : requestNoise(request);
+  let latents: Float32Array = new Float32Array(noise.length);
+  for (let i = 0; i < noise.length; i++) latents[i] = noise[i] * schedule.initNoiseSigma;
   const noiseMs = performance.now() - mark;
 
   // 7. Denoise: scale, UNet at timestep t (not sigma), Euler step with the checkpoint's prediction type (spec §3.4)
@@ -314,11 +321,4 @@ function checkRequest(folder: ModelFolder, request: PipelineRequest): UnetEntry 
   }
   if (typeof request.prompt !== 'string') throw new TypeError('the prompt must be text');
   return entry;
-}
-
-/** One image's unit noise: its seed's `torch.randn`, slerped toward each variation seed's noise in turn. */
-function imageNoise(spec: NoiseSpec, shape: readonly number[]): Float32Array {
-  let noise = torchRandn(spec.seed, shape);
-  for (const { seed, strength } of spec.variations ?? []) noise = slerpNoise(noise, torchRandn(seed, shape), strength);
-  return noise;
 }

@@ -2,6 +2,7 @@
 // the bot, and a native crash of onnxruntime (or CUDA) ends this process, not the bot.
 import { performance } from 'node:perf_hooks';
 import { ModelFolderError } from './model-folder.js';
+import { createNoiseMaker, type NoiseMaker } from './noise-thread.js';
 import { packPixels } from './pixel-transfer.js';
 import { loadPipeline, type Pipeline, type PipelineResult } from './pipeline.js';
 import type { FailureKind, FromWorker, PixelTransferMode, SerializedError, ToWorker } from './protocol.js';
@@ -20,6 +21,9 @@ function serialize(error: unknown): SerializedError {
 }
 
 let pipeline: Pipeline | undefined;
+let noiseMaker: NoiseMaker | undefined;
+/** Each posted request's noise, started on the noise thread when the request arrives, before its turn comes. */
+const noiseFor = new Map<number, Promise<Float32Array>>();
 let pixelFolder = '';
 let pixelTransfer: PixelTransferMode = 'shared-file';
 let warnedFallback = false;
@@ -53,6 +57,7 @@ async function handle(message: ToWorker): Promise<void> {
       pixelFolder = message.pixelFolder;
       pixelTransfer = message.pixelTransfer;
       try {
+        noiseMaker ??= createNoiseMaker();
         pipeline = await loadPipeline(message.options, (level, text, details) => send({ type: 'log', level, message: text, details }));
         await send({ type: 'ready', provider: pipeline.provider, steps: [...pipeline.steps], modelDir: pipeline.folder.root });
       } catch (error) {
@@ -64,8 +69,10 @@ async function handle(message: ToWorker): Promise<void> {
         send({ type: 'failed', id: message.id, error: serialize(new Error('the engine has not started')) });
         return;
       }
+      const noise = noiseFor.get(message.id);
+      noiseFor.delete(message.id);
       try {
-        const result = await pipeline.generate(message.request, (event) => send({ type: 'progress', id: message.id, event }));
+        const result = await pipeline.generate(message.request, (event) => send({ type: 'progress', id: message.id, event }), noise);
         const delivery = deliver(message.id, result);
         // bytes inside the message go out through this thread's event loop: finish before the next run blocks it
         if (pixelTransfer === 'message') await delivery;
@@ -77,6 +84,7 @@ async function handle(message: ToWorker): Promise<void> {
     case 'close':
       await Promise.allSettled([...deliveries]);
       await pipeline?.close();
+      await noiseMaker?.close();
       pipeline = undefined;
       await send({ type: 'closed' });
       process.exit(0);
@@ -84,6 +92,8 @@ async function handle(message: ToWorker): Promise<void> {
 }
 
 process.on('message', (message: ToWorker) => {
+  // the noise of a request committed ahead is made now, on its thread, while this thread runs the current one
+  if (message.type === 'generate' && noiseMaker) noiseFor.set(message.id, noiseMaker.make(message.request));
   chain = chain.then(() => handle(message));
 });
 // the bot is gone (even killed with -9): nobody will read the results
