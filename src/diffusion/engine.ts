@@ -348,7 +348,7 @@ export class Engine {
         if (message.type === 'result') {
           this.failedLives = 0;
           this.remember(pending.request, message.timings.totalMs);
-          void this.receive(pending, message);
+          this.receive(pending, message);
         } else {
           if (message.error.kind !== 'invalid_request') {
             this.logger.error({ request: describeRequest(pending.request), error: message.error }, 'generation failed');
@@ -368,10 +368,10 @@ export class Engine {
     }
   }
 
-  /** Brings the pixels over (a file read on the thread pool, or the bytes in the message) and resolves. */
-  private async receive(pending: Pending, message: ResultMessage): Promise<void> {
+  /** Brings the pixels over (one read of the file, or the bytes in the message) and resolves. */
+  private receive(pending: Pending, message: ResultMessage): void {
     try {
-      const images = await unpackPixels(message);
+      const images = unpackPixels(message);
       const bytes = images.reduce((sum, image) => sum + image.data.byteLength, 0);
       const mode = 'ref' in message.pixels ? 'shared-file' : this.options.pixelTransfer === 'message' ? 'message' : 'message-fallback';
       pending.resolve({
