@@ -128,8 +128,8 @@ export class Service {
     this.pump();
   }
 
-  /** The cheap checks, in memory: stopping, channel policy and the word list. */
-  private precheck(requester: Requester, prompt?: string): Refusal | undefined {
+  /** The cheap checks, in memory: stopping, channel policy and the word list. Platforms call it before their ack. */
+  precheck(requester: Requester, prompt?: string): Refusal | undefined {
     if (this.stopping) return { code: 'shutting_down' };
     return requestRefusal(this.policy, requester, prompt);
   }
