@@ -254,6 +254,11 @@ export class FakeDiscord {
     this.rest.failFor(match, failure, durationMs);
   }
 
+  /** Ends every injected failure now. */
+  clearFailures(): void {
+    this.rest.clearFailures();
+  }
+
   /**
    * Drops the gateway connection (close 4000); discord.js reconnects and RESUMEs, and gets what was dispatched
    * meanwhile. `resumable: false` refuses the RESUME (INVALID_SESSION), so it IDENTIFYs again, which discord.js

@@ -105,6 +105,11 @@ export class FakeRest {
     this.failures.push({ match, failure, left: Number.POSITIVE_INFINITY, until: Date.now() + durationMs });
   }
 
+  /** Ends every injected failure now (an outage is over). */
+  clearFailures(): void {
+    this.failures.length = 0;
+  }
+
   /** The `http.Server` request listener. */
   async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://localhost');

@@ -322,6 +322,11 @@ export class FakeSlack {
     this.webApi.failFor(method, failure, durationMs);
   }
 
+  /** Ends every injected failure now. */
+  clearFailures(): void {
+    this.webApi.clearFailures();
+  }
+
   /** The id of the bot's DM with `userId`, as `conversations.open` answers. */
   dmChannelId(userId: string): string {
     return dmChannelId(userId);

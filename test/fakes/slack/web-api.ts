@@ -121,6 +121,10 @@ export class FakeWebApi {
     this.failures.push({ method, failure, left: failure.times ?? 1 });
   }
 
+  clearFailures(): void {
+    this.failures.length = 0;
+  }
+
   /** Fails every call to a matching method for the next `durationMs`. */
   failFor(method: string | RegExp, failure: InjectedFailure, durationMs: number): void {
     this.failures.push({ method, failure, left: Number.POSITIVE_INFINITY, until: Date.now() + durationMs });
