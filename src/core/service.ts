@@ -204,9 +204,12 @@ export class Service {
    * Image `index` alone at full size, through the same checks and limits as any request: from the cache when it is
    * there, else made again from its seed — once, however many clicks of the same U come while it is being made.
    */
-  async upscale(requester: Requester, parentId: string, index: number, reply: Record<string, unknown>): Promise<Submission> {
-    const parent = this.parentFor(requester, parentId, index);
-    if ('code' in parent) return { ok: false, refusal: parent };
+  async upscale(requester: Requester, parentId: string, clickedIndex: number, reply: Record<string, unknown>): Promise<Submission> {
+    const clicked = this.parentFor(requester, parentId, clickedIndex);
+    if ('code' in clicked) return { ok: false, refusal: clicked };
+    // U on a U result is the same image of the same grid: link the job to the grid, so one cached copy serves both
+    const grid = clicked.kind === 'upscale' && clicked.parentId !== null ? this.deps.store.get(clicked.parentId) : undefined;
+    const [parent, index] = grid && clicked.parentIndex !== null ? [grid, clicked.parentIndex] : [clicked, clickedIndex];
     const request: GenerationRequest = { ...parent.request, count: 1, seed: parent.request.seed + index };
     const [imageOf, imageIndex] = cacheKey(parent, index);
     const cached = this.upscales.has(`${imageOf}:${imageIndex}`) || this.deps.images.has(imageOf, imageIndex);
