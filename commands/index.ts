@@ -47,3 +47,18 @@ export const COMMANDS = [imagine] as const satisfies readonly CommandDefinition[
 export function isRefusal(value: GenerationRequest | Refusal): value is Refusal {
   return 'code' in value;
 }
+
+/**
+ * The definition a platform routes a command name to (Discord's `commandName`, Slack's `/name` without the slash);
+ * undefined for a name the list does not hold, such as a command Discord still shows after it was removed.
+ */
+export function findCommand(commands: readonly CommandDefinition[], name: string): CommandDefinition | undefined {
+  const wanted = name.replace(/^\//, '').toLowerCase();
+  return commands.find((definition) => definition.name === wanted);
+}
+
+/** What a member sees for a command name the bot no longer has. */
+export function unknownCommandText(name: string, commands: readonly CommandDefinition[]): string {
+  const known = commands.map((definition) => `/${definition.name}`);
+  return `This bot has no /${name.replace(/^\//, '')} command any more; use ${known.length <= 1 ? known.join('') : `${known.slice(0, -1).join(', ')} or ${known[known.length - 1]}`}.`;
+}

@@ -2,7 +2,7 @@
 // so tests make a fresh one, talk to it for real and close it. `main.ts` only loads the config and handles signals.
 
 import { join } from 'node:path';
-import type { CommandContext } from '../commands/index.js';
+import type { CommandContext, CommandDefinition } from '../commands/index.js';
 import type { Config } from './config.js';
 import { ImageCache } from './core/image-cache.js';
 import { JobStore } from './core/jobs.js';
@@ -35,8 +35,9 @@ export function defaultSteps(configured: number, installed: readonly number[]): 
   return [...installed].sort((a, b) => Math.abs(a - configured) - Math.abs(b - configured) || a - b)[0];
 }
 
-export function createApp(config: Config, deps: { logger: Logger }): App {
-  const { logger } = deps;
+/** `commands`: what the platforms register and route (default: the COMMANDS list). */
+export function createApp(config: Config, deps: { logger: Logger; commands?: readonly CommandDefinition[] }): App {
+  const { logger, commands } = deps;
   const engine = createEngine(
     { modelDir: config.modelDir, provider: config.provider, deviceId: config.cudaDeviceId, lazyUnets: config.lazyUnets, cpuThreads: config.cpuThreads },
     { logger },
@@ -55,8 +56,8 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
     { engine, store, limits, queue: createFairQueue(), images, logger },
   );
   const commandContext = (): CommandContext => ({ installedSteps: engine.info?.steps ?? [], defaults: defaults(), randomSeed });
-  const discord = config.discord ? createDiscord(config.discord, { service, logger, commandContext }) : undefined;
-  const slack = config.slack ? createSlack(config.slack, { service, logger, commandContext }) : undefined;
+  const discord = config.discord ? createDiscord(config.discord, { service, logger, commandContext, commands }) : undefined;
+  const slack = config.slack ? createSlack(config.slack, { service, logger, commandContext, commands }) : undefined;
   const web = config.web ? createWeb({ ...config.web, dataDir: config.dataDir, modelDir: config.modelDir }, { service, store, images, logger, commandContext }) : undefined;
   let started = { engine: false, limits: false, discord: false, slack: false, web: false };
 
