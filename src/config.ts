@@ -30,7 +30,7 @@ export type Config = {
    * The web playground and HTTP API, on unless WEB_PORT is 0. `tokens`: who may use it (each token is one member for
    * the limits); empty only on a loopback host, where the client's address is the member.
    */
-  web: { host: string; port: number; tokens: string[] } | undefined;
+  web: { host: string; port: number; tokens: string[]; resultsMaxBytes: number } | undefined;
   defaults: { steps: number; count: number; aspect: Aspect };
   blockedWords: string[];
   allowedChannels: string[];
@@ -71,6 +71,7 @@ export const SETTINGS = {
   SLACK_API_URL: { default: '', help: "Slack Web API base URL (default Slack's), for tests against a local fake" },
   WEB_HOST: { default: '127.0.0.1', help: 'the address the web playground and HTTP API listen on (any other than loopback needs WEB_TOKEN)' },
   WEB_PORT: { default: '7860', help: 'the web playground and HTTP API port (0: no web)' },
+  WEB_HISTORY_MB: { default: '2048', help: 'disk space for the web history\'s delivered files; the oldest are removed beyond it' },
   WEB_TOKEN: { default: '', help: 'comma-separated access tokens for the web (Bearer or the login form), each one member; required off loopback' },
   DEFAULT_STEPS: { default: '4', help: 'steps when a request names none (an installed step count)' },
   DEFAULT_COUNT: { default: '4', help: 'images per request when it names none, 1–4' },
@@ -204,7 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       slackToken && slackSecret
         ? { botToken: slackToken, signingSecret: slackSecret, appToken: slackAppToken, port: integer('SLACK_PORT', 0, 65535) ?? 3000, host: optional('SLACK_HOST'), apiUrl: slackApiUrl }
         : undefined,
-    web: webPort === 0 ? undefined : { host: webHost, port: webPort, tokens: webTokens },
+    web: webPort === 0 ? undefined : { host: webHost, port: webPort, tokens: webTokens, resultsMaxBytes: (integer('WEB_HISTORY_MB', 1, 10_000_000) ?? 2048) * 2 ** 20 },
     defaults: {
       steps: integer('DEFAULT_STEPS', 1, 50) ?? 4,
       count: integer('DEFAULT_COUNT', 1, 4) ?? 4,

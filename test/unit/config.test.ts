@@ -7,7 +7,7 @@ describe('loadConfig', () => {
     expect(loadConfig({})).toEqual({
       discord: undefined,
       slack: undefined,
-      web: { host: '127.0.0.1', port: 7860, tokens: [] },
+      web: { host: '127.0.0.1', port: 7860, tokens: [], resultsMaxBytes: 2048 * 2 ** 20 },
       defaults: { steps: 4, count: 4, aspect: '1:1' },
       blockedWords: [],
       allowedChannels: [],

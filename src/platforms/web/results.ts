@@ -1,7 +1,7 @@
 // Web results on disk: each delivered file (a grid or one image) and what the page shows about it, so the history
 // survives restarts; one image of a grid comes from the image cache, or is cut out of the grid when it has gone.
 
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { ImageCache } from '../../core/image-cache.js';
@@ -27,17 +27,38 @@ export type StoredResult = {
   fromCache: boolean;
 };
 
+/** A job's files in the results folder: `<job>.json` and `<job>.<extension>`. */
+const RESULT_FILE = /^([a-km-z2-9]{12})\.(json|png|webp|jpg)$/;
+
 export class WebResults {
   private readonly dir: string;
   private readonly images: Pick<ImageCache, 'get'>;
+  private readonly maxBytes: number;
+  /** Job id → bytes its files take, oldest result first (a Map keeps insertion order). */
+  private readonly kept = new Map<string, number>();
+  private total = 0;
 
-  constructor(dir: string, images: Pick<ImageCache, 'get'>) {
+  /** `maxBytes`: the oldest results are removed once the folder holds more. */
+  constructor(dir: string, images: Pick<ImageCache, 'get'>, maxBytes = Infinity) {
     this.dir = dir;
     this.images = images;
+    this.maxBytes = maxBytes;
   }
 
+  /** Creates the folder and learns what it holds, oldest first, trimming it to the limit. */
   async start(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
+    const found = new Map<string, { bytes: number; at: number }>();
+    for (const name of await readdir(this.dir)) {
+      const match = RESULT_FILE.exec(name);
+      if (!match) continue;
+      const info = await stat(join(this.dir, name)).catch(() => undefined);
+      if (!info) continue;
+      const entry = found.get(match[1]) ?? { bytes: 0, at: 0 };
+      found.set(match[1], { bytes: entry.bytes + info.size, at: Math.max(entry.at, info.mtimeMs) });
+    }
+    for (const [jobId, { bytes }] of [...found].sort((a, b) => a[1].at - b[1].at)) this.remember(jobId, bytes);
+    await this.trim();
   }
 
   /** Keeps a delivered result: the file first, then its record, each written whole and renamed into place. */
@@ -55,8 +76,11 @@ export class WebResults {
       truncated: result.truncated,
       fromCache: result.fromCache,
     };
+    const record = Buffer.from(JSON.stringify(stored));
     await this.write(`${this.name(jobId)}.${stored.extension}`, result.file.data);
-    await this.write(`${this.name(jobId)}.json`, Buffer.from(JSON.stringify(stored)));
+    await this.write(`${this.name(jobId)}.json`, record);
+    this.remember(jobId, result.file.data.length + record.length);
+    await this.trim();
     return stored;
   }
 
@@ -104,6 +128,23 @@ export class WebResults {
       height: Math.min(Math.round(stored.height * scale), stored.fileHeight - Math.round(top * scale)),
     };
     return sharp(data).extract(region).png().toBuffer();
+  }
+
+  private remember(jobId: string, bytes: number): void {
+    this.total += bytes - (this.kept.get(jobId) ?? 0);
+    this.kept.delete(jobId);
+    this.kept.set(jobId, bytes);
+  }
+
+  /** Removes the oldest results until the folder is within its limit (the newest one always stays). */
+  private async trim(): Promise<void> {
+    for (const [jobId, bytes] of this.kept) {
+      if (this.total <= this.maxBytes || this.kept.size <= 1) return;
+      this.kept.delete(jobId);
+      this.total -= bytes;
+      const names = (await readdir(this.dir)).filter((name) => name.startsWith(`${jobId}.`));
+      await Promise.all(names.map((name) => unlink(join(this.dir, name)).catch(() => undefined)));
+    }
   }
 
   private name(jobId: string): string {

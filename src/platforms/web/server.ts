@@ -29,8 +29,9 @@ export type WebConfig = {
   port: number;
   /** Access tokens; empty only on a loopback host. */
   tokens: readonly string[];
-  /** Where delivered results are kept (the history's files). */
+  /** Where delivered results are kept (the history's files), and how many bytes of them at most. */
   resultsDir: string;
+  resultsMaxBytes?: number;
   /** The model folder's name, for A1111 clients that list models. */
   modelName: string;
 };
@@ -73,7 +74,7 @@ export class WebPlatform implements PlatformAdapter {
     this.logger = deps.logger.child({ part: 'web' });
     this.now = deps.now ?? Date.now;
     this.auth = createAuth(config.tokens);
-    this.results = new WebResults(config.resultsDir, deps.images);
+    this.results = new WebResults(config.resultsDir, deps.images, config.resultsMaxBytes);
     this.app = this.build();
   }
 

@@ -1,4 +1,9 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { ResultDelivery } from '../../../src/core/service.js';
+import { WebResults } from '../../../src/platforms/web/results.js';
 import { loadConfig } from '../../../src/config.js';
 import { REFUSAL_SENTENCES, type RefusalCode } from '../../../src/core/refusal.js';
 import { createAuth, SESSION_COOKIE, tokenUserId } from '../../../src/platforms/web/auth.js';
@@ -11,9 +16,15 @@ const TOKEN = '0123456789abcdef0123456789abcdef';
 
 describe('the web settings', () => {
   it('are on at 127.0.0.1:7860 by default, off with WEB_PORT=0, and take several tokens', () => {
-    expect(loadConfig({}).web).toEqual({ host: '127.0.0.1', port: 7860, tokens: [] });
+    const history = 2048 * 2 ** 20;
+    expect(loadConfig({}).web).toEqual({ host: '127.0.0.1', port: 7860, tokens: [], resultsMaxBytes: history });
     expect(loadConfig({ WEB_PORT: '0' }).web).toBeUndefined();
-    expect(loadConfig({ WEB_HOST: '0.0.0.0', WEB_PORT: '8080', WEB_TOKEN: `${TOKEN}, ${TOKEN}x` }).web).toEqual({ host: '0.0.0.0', port: 8080, tokens: [TOKEN, `${TOKEN}x`] });
+    expect(loadConfig({ WEB_HOST: '0.0.0.0', WEB_PORT: '8080', WEB_TOKEN: `${TOKEN}, ${TOKEN}x`, WEB_HISTORY_MB: '10' }).web).toEqual({
+      host: '0.0.0.0',
+      port: 8080,
+      tokens: [TOKEN, `${TOKEN}x`],
+      resultsMaxBytes: 10 * 2 ** 20,
+    });
   });
 
   it('refuse an open host without a token, and short tokens, without quoting them', () => {
@@ -146,5 +157,40 @@ describe('a job’s events', () => {
     events.publish('job', 'running', {});
     expect(seen).toEqual(['queued']);
     events.close();
+  });
+});
+
+describe('the web results folder', () => {
+  const result = (bytes: number): ResultDelivery => ({
+    file: { data: Buffer.alloc(bytes, 1), format: 'png', contentType: 'image/png', extension: 'png', width: 8, height: 8 },
+    fileName: 'x.png',
+    seeds: [1],
+    width: 8,
+    height: 8,
+    elapsedMs: 1,
+    truncated: false,
+    fromCache: false,
+  });
+  const ids = ['aaaaaaaaaaaa', 'bbbbbbbbbbbb', 'cccccccccccc'];
+
+  it('removes the oldest results beyond its limit, and counts what an earlier start left', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'web-results-'));
+    try {
+      const noCache = { get: async () => undefined };
+      const results = new WebResults(dir, noCache, 2_600);
+      await results.start();
+      for (const id of ids) await results.save(id, result(1_000));
+      expect(await results.get(ids[0])).toBeUndefined();
+      expect((await results.file(ids[1]))?.data.length).toBe(1_000);
+      expect((await results.file(ids[2]))?.data.length).toBe(1_000);
+      expect(readdirSync(dir).sort()).toEqual([`${ids[1]}.json`, `${ids[1]}.png`, `${ids[2]}.json`, `${ids[2]}.png`]);
+      // a later start with a smaller limit trims what is there, oldest first
+      const smaller = new WebResults(dir, noCache, 1_500);
+      await smaller.start();
+      expect(await smaller.get(ids[1])).toBeUndefined();
+      expect(await smaller.get(ids[2])).toBeDefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
