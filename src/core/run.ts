@@ -76,7 +76,7 @@ export class Runner {
     this.broadcast();
   }
 
-  /** The position a waiting job was last shown (0 when it is not waiting). */
+  /** A waiting job's place in line: 1 is handed to the engine next; 0 once the engine has it. */
   positionOf(jobId: string): number {
     return this.deps.queue.positions().get(jobId) ?? 0;
   }
@@ -154,18 +154,15 @@ export class Runner {
 
   private async run(job: Job): Promise<void> {
     const { store, engine, deliverer } = this.deps;
-    const startedNow = this.active.size === 0;
     store.markRunning(job.id);
-    if (startedNow) this.deps.onStatus(job, { state: 'running' });
-    let started = startedNow;
+    // handed over is being made: the engine runs it now, or right after the one it runs (committed ahead, not cancellable)
+    this.deps.onStatus(job, { state: 'running' });
     const handedAt = this.deps.now();
+    let runningAt: number | undefined;
     const { width, height } = ASPECT_SIZES[job.request.aspect];
     try {
       const output = await engine.generate({ prompt: job.request.prompt, steps: job.request.steps, width, height, images: imageNoise(job.request), jobId: job.id }, (event) => {
-        if (!started) {
-          started = true;
-          this.deps.onStatus(job, { state: 'running' });
-        }
+        runningAt ??= this.deps.now();
         this.deps.onStatus(job, { state: 'running', progress: { stage: event.stage, step: event.step, steps: event.steps } });
       });
       this.attempts.delete(job.id);
@@ -175,7 +172,7 @@ export class Runner {
       deliverer.generated(job, output.images, {
         truncated: output.truncated,
         worker: output.worker,
-        timings: { queuedMs: handedAt - job.createdAt, generateMs: this.deps.now() - handedAt, stages: output.timings },
+        timings: { queuedMs: (runningAt ?? handedAt) - job.createdAt, generateMs: this.deps.now() - (runningAt ?? handedAt), stages: output.timings },
       });
     } catch (error) {
       if (this.stopping && isRetryableEngineError(error)) {

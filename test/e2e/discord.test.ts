@@ -169,13 +169,16 @@ describe('the Discord bot', () => {
     expect(new Set([grid.id, single.id, variations.id, rerolled.id]).size).toBe(4);
   });
 
-  it('serves two members at once, showing the second its place in the queue', async () => {
+  it('serves three members at once, showing the third its place in the queue', async () => {
+    // the engine takes one running and one committed ahead; the third waits in the queue
     const first = discord.sendCommand({ name: 'imagine', options: prompt('a castle on a hill'), user: bob, guildId: GUILD, channelId: CHANNEL });
     const second = discord.sendCommand({ name: 'imagine', options: prompt('the blue sea'), user: carol, guildId: GUILD, channelId: CHANNEL });
-    const [a, b] = await Promise.all([first.waitForOriginal(hasImage, 30_000), second.waitForOriginal(hasImage, 30_000)]);
+    const third = discord.sendCommand({ name: 'imagine', options: prompt('a red kite'), user: dave, guildId: GUILD, channelId: CHANNEL });
+    const [a, b, c] = await Promise.all([first, second, third].map((interaction) => interaction.waitForOriginal(hasImage, 30_000)));
     expect(a.content).toContain('castle');
     expect(b.content).toContain('blue sea');
-    const shown = [...first.edits, ...second.edits].map((edit) => edit.content);
+    expect(c.content).toContain('red kite');
+    const shown = [...first.edits, ...second.edits, ...third.edits].map((edit) => edit.content);
     expect(shown.some((content) => /Queued — position 1/.test(content))).toBe(true);
   });
 

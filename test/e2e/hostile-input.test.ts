@@ -68,11 +68,12 @@ describe('hostile input on Discord', () => {
     discord.requests.filter((request) => request.path.includes(interaction.token) && request.body !== null).map((request) => request.body as { content?: string; allowed_mentions?: unknown });
 
   it('shows a hostile prompt literally in the queue status and the result, and lets nobody be mentioned', async () => {
-    const blocker = command(bob, 'a slow blocker', [{ name: 'count', type: 4, value: 4 }]);
+    // two slow grids first (one running, one committed ahead), so the hostile prompt waits in the queue
+    const blockers = ['a slow blocker', 'another slow blocker'].map((prompt) => command(bob, prompt, [{ name: 'count', type: 4, value: 4 }]));
     const hostile = command(alice, HOSTILE);
     const queued = await hostile.waitForOriginal((message) => message.content.includes('Queued — position'), 30_000);
     const result = await hostile.waitForOriginal(hasImage, 30_000);
-    await blocker.waitForOriginal(hasImage, 30_000);
+    for (const blocker of blockers) await blocker.waitForOriginal(hasImage, 30_000);
     for (const message of [queued, result]) expect(discordBoldPrompt(message.content)).toEqual({ shown: CLEANED, active: [] });
     expect(result.content).toContain('\\[free nitro\\](https\\://evil.example)');
     // the model read the prompt without the controls

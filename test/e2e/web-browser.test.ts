@@ -63,9 +63,11 @@ describe.skipIf(!existsSync(CHROMIUM))(`the playground page in Chromium (skipped
     await expect.poll(() => page.$$eval('#options select, #options input', (inputs) => inputs.map((input) => (input as unknown as { name: string }).name))).toEqual(['steps', 'seed', 'aspect', 'count']);
     expect(await page.$eval('#option-steps', (select) => [...(select as unknown as { options: Iterable<{ value: string }> }).options].map((option) => option.value))).toEqual(['1', '2', '4']);
 
-    // a 4-step grid asked for just before keeps the GPU busy, so this one waits its turn
-    const ahead = await call(web.url, 'POST', '/api/imagine', { body: { prompt: 'a grid asked for first', steps: 4, count: 4 } });
-    expect(ahead.status).toBe(202);
+    // two 4-step grids asked for just before keep the GPU busy (one running, one committed ahead), so this one waits its turn
+    for (const prompt of ['a grid asked for first', 'a grid asked for second']) {
+      const ahead = await call(web.url, 'POST', '/api/imagine', { body: { prompt, steps: 4, count: 4 } });
+      expect(ahead.status).toBe(202);
+    }
     await page.fill('#prompt', 'a lighthouse at dusk, oil painting');
     await page.fill('#option-seed', '1234');
     await page.click('#go');
@@ -109,6 +111,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`the playground page in Chromium (skipped
       { prompt: 'a lighthouse at dusk, oil painting', label: 'Variations of image 1', state: 'done' },
       { prompt: 'a lighthouse at dusk, oil painting', label: 'Image 2 at full size', state: 'done' },
       { prompt: 'a lighthouse at dusk, oil painting', label: '', state: 'done' },
+      { prompt: 'a grid asked for second', label: '', state: 'done' },
       { prompt: 'a grid asked for first', label: '', state: 'done' },
     ]);
     expect(problems).toEqual([]);

@@ -87,19 +87,21 @@ describe('the web in the bot process', () => {
         'Put them in .env (see .env.example) or the environment, then run npm start again; both may be set.\n',
     );
 
-    // a grid runs; a second job waits behind it when the stop comes
+    // a grid runs and a second is committed ahead of it; a third job waits behind them when the stop comes
     const running = await call(url, 'POST', '/api/imagine', { body: { prompt: 'a grid that runs', count: 4 } });
+    const ahead = await call(url, 'POST', '/api/imagine', { body: { prompt: 'a grid that runs next', count: 4 } });
     const waiting = await call(url, 'POST', '/api/imagine', { body: { prompt: 'a picture that waits', count: 1, seed: 77 } });
-    expect([running.status, waiting.status, waiting.json.position]).toEqual([202, 202, 1]);
+    expect([running.status, ahead.status, waiting.status, waiting.json.position]).toEqual([202, 202, 202, 1]);
     await until(() => call(url, 'GET', `/api/jobs/${running.json.job.id}`), (answer) => answer.json.job.status !== 'queued', 20_000, 'running job');
     first.child.kill('SIGTERM');
     expect(await first.exited).toMatchObject({ code: 0, signal: null });
-    // the stop finished the running grid and left the other waiting in the store
+    // the stop finished what the engine had taken and left the other waiting in the store
     const db = new Database(join(dataDir, 'jobs.sqlite'), { readonly: true });
     const statuses = db.prepare('SELECT id, status FROM jobs ORDER BY created_at, rowid').all();
     db.close();
     expect(statuses).toEqual([
       { id: running.json.job.id, status: 'done' },
+      { id: ahead.json.job.id, status: 'done' },
       { id: waiting.json.job.id, status: 'queued' },
     ]);
 

@@ -139,8 +139,10 @@ describe('the web API', () => {
     expect(varied.events.at(-1)!.event).toBe('done');
     await readEvents(`${web.url}/api/jobs/${reroll.json.job.id}/events`, { until: final });
 
-    // a job waits behind a running one; its owner cancels it
+    // a job waits behind a running one and the one committed ahead of it; its owner cancels it
     const running = await call(web.url, 'POST', '/api/imagine', { body: { prompt: 'a long one', count: 4, steps: 4 } });
+    const ahead = await call(web.url, 'POST', '/api/imagine', { body: { prompt: 'a long one too', count: 4, steps: 4 } });
+    expect(ahead.json.position).toBe(0);
     const waiting = await call(web.url, 'POST', '/api/imagine', { body: { prompt: 'a waiting one', count: 1, steps: 1 } });
     expect(waiting.json.position).toBe(1);
     const listening = readEvents(`${web.url}/api/jobs/${waiting.json.job.id}/events`, { until: final });
