@@ -153,6 +153,11 @@ export class RemoteEngine implements GenerationEngine {
     return this.workers;
   }
 
+  /** Whether a live worker says it is running this job now (a job handed over before this process started). */
+  runs(jobId: string): boolean {
+    return this.workers.some((worker) => worker.state === 'busy' && worker.job === jobId);
+  }
+
   canTake(steps: number): boolean {
     if (!this.started || this.closed) return false;
     const free = this.workers.filter((worker) => !this.isBusy(worker)).map((worker) => worker.steps);
