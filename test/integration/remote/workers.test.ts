@@ -220,7 +220,8 @@ describe.skipIf(missing)('GPU workers through Redis and BullMQ', () => {
 
   it('loses nothing when Redis restarts mid-queue: both sides reconnect and every job is delivered', async () => {
     const [a, b] = await Promise.all([worker('gpu-a'), worker('gpu-b')]);
-    const bot = await engine();
+    const { logger, lines } = captureLogger();
+    const bot = await engine(logger);
     await until(() => bot.connectedWorkers.length === 2, 'two workers in the registry');
     const requests = Array.from({ length: 8 }, () => request(4, { width: 512, height: 512, images: [{ seed: 1 }, { seed: 2 }, { seed: 3 }, { seed: 4 }] }));
     const done: EngineOutput[] = [];
@@ -241,6 +242,9 @@ describe.skipIf(missing)('GPU workers through Redis and BullMQ', () => {
     await until(async () => (await readWorkers(redis)).length === 2, 'both workers to announce themselves again');
     const after = await runInOrder(bot, [request(4), request(4)]);
     expect(after).toHaveLength(2);
+    // the jobs running when Redis went were added again and ran again; each resolved once
+    expect(lines.filter((line) => String(line.msg).startsWith('BullMQ no longer has a job in flight')).length).toBeGreaterThan(0);
+    expect(new Set(done.map((output) => output)).size).toBe(requests.length);
     expect(a.child.exitCode).toBeNull();
     expect(b.child.exitCode).toBeNull();
   });
