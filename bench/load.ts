@@ -27,6 +27,7 @@ import { createService, type PlatformAdapter, type Requester, type ServiceDeps, 
 import { createEngine } from '../src/diffusion/index.js';
 import { createLogger } from '../src/logger.js';
 import { machineLine } from './stats.js';
+import { startFleet, type Fleet } from './workers.js';
 import type { PixelMode, WaitMode } from './standin-worker.js';
 
 // ——— settings ———
@@ -45,6 +46,7 @@ const NUMERIC_FLAGS = {
   'text-ms': { fallback: '5', pattern: DECIMAL, least: 0, meaning: 'stand-in text encoders ms per request' },
   'probe-ms': { fallback: '100', pattern: DECIMAL, least: 1, meaning: 'mean ms between probe commands' },
   seed: { fallback: '1', pattern: WHOLE, least: 0, meaning: 'seed of every simulated choice' },
+  workers: { fallback: '0', pattern: WHOLE, least: 0, meaning: 'N > 0: GPU worker processes through Redis and BullMQ, run with 1, 2, 4 … N of them (0: the engine in this process)' },
 } as const satisfies Record<string, { fallback: string; pattern: RegExp; least: number; meaning: string }>;
 
 type NumericFlag = keyof typeof NUMERIC_FLAGS;
@@ -289,6 +291,8 @@ type Measured = {
   /** The fair queue's size after every change. */
   sizes: { at: number; size: number }[];
   busy: Busy[];
+  /** Worker processes the busy times come from (1: the engine in this process). */
+  runners: number;
   submissions: { light: number; heavy: number };
   refusals: Map<string, number>;
   probeAnswerMs: number[];
@@ -306,7 +310,7 @@ type Measured = {
 };
 
 /** Builds the bot's core on a temp dir, runs the simulated users for `settings.seconds`, stops, and cleans up. */
-async function runLoad(settings: Settings, workerPath: string): Promise<Measured> {
+async function runLoad(settings: Settings, workerPath: string, remoteWorkers = 0): Promise<Measured> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-load-'));
   const busyLog = join(dir, 'busy.log');
   const log = countingLog();
@@ -318,10 +322,16 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
     ...['--ms-per-step', String(settings['ms-per-step']), '--vae-ms', String(settings['vae-ms']), '--text-ms', String(settings['text-ms'])],
     ...['--wait', settings.wait, '--pixels', settings.pixels, '--busy-log', busyLog],
   ];
-  const engine = createEngine(
-    { modelDir: '(stand-in)', provider: 'cuda', deviceId: 0 },
-    { logger, startWorker: () => fork(workerPath, workerArgs, { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }) },
-  );
+  // --workers: the same stand-in in worker processes behind the remote engine, one busy log each
+  const standInArgs = (log: string): string[] => workerArgs.map((arg) => (arg === busyLog ? log : arg));
+  const fleet: Fleet | undefined = remoteWorkers > 0 ? await startFleet(remoteWorkers, standInArgs, dir, logger) : undefined;
+  const busyLogs = fleet?.busyLogs ?? [busyLog];
+  const engine =
+    fleet?.engine ??
+    createEngine(
+      { modelDir: '(stand-in)', provider: 'cuda', deviceId: 0 },
+      { logger, startWorker: () => fork(workerPath, workerArgs, { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }) },
+    );
 
   const records = new Map<string, JobRecord>();
   const calls: EngineCall[] = [];
@@ -471,6 +481,7 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
 
   try {
     await engine.start();
+    await fleet?.ready();
     await images.start();
     await limits.start();
     service.start();
@@ -503,13 +514,15 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
     await service.close();
     const drainedMs = clock() - windowEnd;
     await engine.close(); // the worker has logged its last generation once it is closed
-    const busy: Busy[] = readFileSync(busyLog, 'utf8')
-      .split('\n')
+    await fleet?.close();
+    const busy: Busy[] = busyLogs
+      .flatMap((file) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n') : []))
       .filter(Boolean)
       .map((line) => {
         const [start, end, count, steps] = line.split(' ').map(Number);
         return { start, end, images: count, steps };
-      });
+      })
+      .sort((a, b) => a.start - b.start);
     return {
       windowStart,
       windowEnd,
@@ -517,6 +530,7 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
       calls,
       sizes,
       busy,
+      runners: busyLogs.length,
       submissions,
       refusals,
       probeAnswerMs,
@@ -535,10 +549,38 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
   } finally {
     stopUsers();
     await engine.close();
+    await fleet?.close();
     await limits.close();
     store.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Throughput and light users' queue wait: the figures compared across worker counts. */
+function headline(measured: Measured): { jobsPerMinute: number; imagesPerMinute: number; lightWaitP50: number; lightWaitP95: number } {
+  const windowMs = measured.windowEnd - measured.windowStart;
+  const inWindow = (at: number | undefined): at is number => at !== undefined && at >= measured.windowStart && at <= measured.windowEnd;
+  const generated = measured.calls.filter((call) => inWindow(call.resolvedAt));
+  const waits = measured.records.filter((r) => r.userClass === 'light' && inWindow(r.startedAt)).map((r) => r.startedAt! - r.createdAt);
+  return {
+    jobsPerMinute: (generated.length * 60_000) / windowMs,
+    imagesPerMinute: (generated.reduce((sum, call) => sum + call.images, 0) * 60_000) / windowMs,
+    lightWaitP50: percentile(waits, 50),
+    lightWaitP95: percentile(waits, 95),
+  };
+}
+
+/** With several worker processes: each one's busy share, instead of the one-worker duty cycle and gap split. */
+function reportFleet(settings: Settings, measured: Measured): void {
+  const windowMs = measured.windowEnd - measured.windowStart;
+  const clipped: Interval[] = measured.busy
+    .map((b) => [Math.max(b.start, measured.windowStart), Math.min(b.end, measured.windowEnd)] as const)
+    .filter(([from, to]) => to > from);
+  const busyMs = lengthMs(clipped);
+  console.log(
+    `workers: ${measured.runners} processes busy ${percent(busyMs / (windowMs * measured.runners))} of the load on average; ` +
+      `${measured.busy.length} generations logged for ${measured.calls.length} engine calls; stand-in model ${settings['ms-per-step']} ms per image-step`,
+  );
 }
 
 function report(settings: Settings, measured: Measured): void {
@@ -576,6 +618,10 @@ function report(settings: Settings, measured: Measured): void {
       `files ${[...formats].map(([format, count]) => `${count} ${format}`).join(', ')}, median ${bytes(percentile(grids.map((r) => r.bytes!), 50))}`,
   );
 
+  if (measured.runners > 1) {
+    reportFleet(settings, measured);
+    return;
+  }
   // duty cycle: the worker's own busy time, against the time the queue held a job
   const busyIntervals: Interval[] = busy.map((b) => [b.start, b.end]);
   const windowInterval: Interval[] = [[windowStart, windowEnd]];
@@ -667,7 +713,28 @@ async function main(): Promise<void> {
       `wait ${settings.wait} (${WAIT_MEANINGS[settings.wait]}), pixels ${settings.pixels} (${PIXEL_MEANINGS[settings.pixels]}); ` +
       `modelled mean ${ms(modelledJobMs)} per job → capacity ${perMinute(1, modelledJobMs)} jobs/min, ${perMinute(meanImages, modelledJobMs)} images/min`,
   );
-  report(settings, await runLoad(settings, workerPath));
+  if (settings.workers === 0) {
+    report(settings, await runLoad(settings, workerPath));
+    return;
+  }
+  // --workers N: the same load with 1, 2, 4 … N worker processes, each figure against N = 1 of this run
+  const counts = [...new Set([...Array.from({ length: Math.floor(Math.log2(settings.workers)) + 1 }, (_, i) => 2 ** i), settings.workers])];
+  const rows: { count: number; figures: ReturnType<typeof headline> }[] = [];
+  for (const count of counts) {
+    console.log(`\n— ${count} worker process${count === 1 ? '' : 'es'} through Redis and BullMQ —`);
+    const measured = await runLoad(settings, workerPath, count);
+    report(settings, measured);
+    rows.push({ count, figures: headline(measured) });
+  }
+  const base = rows[0].figures;
+  console.log('\nscaling over worker processes (ratios to 1 worker in this run; target ≥ 0.9 × N):');
+  for (const { count, figures } of rows) {
+    const ratio = figures.imagesPerMinute / base.imagesPerMinute;
+    console.log(
+      `  N=${count}: ${figures.jobsPerMinute.toFixed(1)} jobs/min, ${figures.imagesPerMinute.toFixed(1)} images/min, ${ratio.toFixed(2)}× (${(ratio / count).toFixed(2)} × N); ` +
+        `light members' queue wait p50 ${seconds(figures.lightWaitP50)}, p95 ${seconds(figures.lightWaitP95)}`,
+    );
+  }
 }
 
 await main();
