@@ -161,7 +161,7 @@ export class RemoteEngine implements GenerationEngine {
   canTake(steps: number): boolean {
     if (!this.started || this.closed) return false;
     const free = this.workers.filter((worker) => !this.isBusy(worker)).map((worker) => worker.steps);
-    const unstarted = [...this.pending.values()].filter((p) => !p.settled && !p.started).map((p) => p.steps);
+    const unstarted = [...this.pending.values()].filter((p) => !p.settled && !p.started && !p.finishing).map((p) => p.steps);
     return canMatch([...unstarted, steps], free);
   }
 
@@ -327,6 +327,7 @@ export class RemoteEngine implements GenerationEngine {
   private async complete(entry: Pending, result: RemoteJobResult | undefined): Promise<void> {
     if (entry.finishing || entry.settled) return;
     entry.finishing = true;
+    this.changed();
     try {
       if (!result || typeof result.resultKey !== 'string' || !Array.isArray(result.images)) {
         throw new ResultError(`the job's return value is not a result: ${JSON.stringify(result)?.slice(0, 200)}`);
@@ -380,7 +381,8 @@ export class RemoteEngine implements GenerationEngine {
 
   /** A worker is busy while it runs one of our jobs, or says it runs a job we have not seen finish. */
   private isBusy(worker: WorkerAnnouncement): boolean {
-    for (const entry of this.pending.values()) if (entry.started && entry.worker === worker.id) return true;
+    // a job whose result is being read has left its worker: the worker takes the next job meanwhile
+    for (const entry of this.pending.values()) if (entry.started && !entry.finishing && entry.worker === worker.id) return true;
     return worker.state === 'busy' && worker.job !== undefined && !this.finished.has(worker.job);
   }
 
