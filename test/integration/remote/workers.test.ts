@@ -1,13 +1,14 @@
 // The remote engine against real `npm run worker` processes on the tiny model and a real redis-server.
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isRetryableEngineError, type EngineOutput, type EngineRequest } from '../../../src/core/engine-port.js';
 import { createLogger } from '../../../src/logger.js';
+import { inspectWorkers } from '../../../src/remote/doctor.js';
 import { KEY_PREFIX, resultKey } from '../../../src/remote/protocol.js';
 import { readWorkers } from '../../../src/remote/registry.js';
 import { createRemoteEngine, type RemoteEngine } from '../../../src/remote/remote-engine.js';
@@ -121,6 +122,15 @@ describe.skipIf(missing)('GPU workers through Redis and BullMQ', () => {
       ['gpu-c', [4], 'idle', 'cpu'],
     ]);
 
+    // what npm run doctor prints about them
+    const report = await inspectWorkers(server.url, 'remote');
+    expect(report.healthy).toBe(true);
+    expect(report.lines.map((line) => line.text.replace(/last seen \d+ s ago, up \d+ s/, 'last seen …'))).toEqual([
+      `gpu-a on ${hostname()} (cpu), steps 1/2/4/8, idle, last seen …`,
+      `gpu-b on ${hostname()} (cpu), steps 1/2/4/8, idle, last seen …`,
+      `gpu-c on ${hostname()} (cpu), steps 4, idle, last seen …`,
+    ]);
+
     // two 8-step jobs take the two workers that have 8 steps; the 4-step-only worker can still take a 4-step job
     const first = [request(8, { width: 512, height: 512 }), request(8, { width: 512, height: 512 })];
     const running = first.map((r) => bot.generate(r));
@@ -152,6 +162,10 @@ describe.skipIf(missing)('GPU workers through Redis and BullMQ', () => {
   });
 
   it('never gives an 8-step job to a worker that has only 4 steps, says when no worker can run one, and a late worker gets it', async () => {
+    expect(await inspectWorkers(server.url, 'remote')).toEqual({
+      healthy: false,
+      lines: [{ level: 'bad', text: 'ENGINE=remote but no GPU worker is connected: start `npm run worker` on a GPU host with this REDIS_URL' }],
+    });
     const four = await worker('gpu-four', fourStepModel);
     const bot = await engine();
     await until(() => bot.connectedWorkers.length === 1, 'the worker in the registry');
