@@ -6,7 +6,9 @@
 // status and delivery). Light users send a request every --light-gap-s seconds on average (exponential gaps); heavy
 // users keep the per-user cap of jobs waiting, sending again the moment one of theirs starts. A probe user, while the
 // queue is non-empty, times service.imagine() (the work before a platform's ack) and cancels what it queued.
-// Run: npm run bench:load -- [--seconds 60] [--pixels flat] [--wait spin] …  (flags in NUMERIC_FLAGS; Ctrl-C stops early)
+// With --workers N the stand-in runs in N `npm run worker`-like processes (bench/remote-worker.ts) behind the remote
+// engine, through a redis-server started on 127.0.0.1: the same load with 1, 2, 4 … N of them, compared in one run.
+// Run: npm run bench:load -- [--seconds 60] [--pixels flat] [--wait spin] [--workers 4] …  (flags in NUMERIC_FLAGS; Ctrl-C stops early)
 
 import { fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -47,6 +49,7 @@ const NUMERIC_FLAGS = {
   'probe-ms': { fallback: '100', pattern: DECIMAL, least: 1, meaning: 'mean ms between probe commands' },
   seed: { fallback: '1', pattern: WHOLE, least: 0, meaning: 'seed of every simulated choice' },
   workers: { fallback: '0', pattern: WHOLE, least: 0, meaning: 'N > 0: GPU worker processes through Redis and BullMQ, run with 1, 2, 4 … N of them (0: the engine in this process)' },
+  rounds: { fallback: '3', pattern: WHOLE, least: 1, meaning: 'with --workers: rounds of 1, 2, 4 … N workers in turn; medians over the rounds' },
 } as const satisfies Record<string, { fallback: string; pattern: RegExp; least: number; meaning: string }>;
 
 type NumericFlag = keyof typeof NUMERIC_FLAGS;
@@ -570,17 +573,13 @@ function headline(measured: Measured): { jobsPerMinute: number; imagesPerMinute:
   };
 }
 
-/** With several worker processes: each one's busy share, instead of the one-worker duty cycle and gap split. */
-function reportFleet(settings: Settings, measured: Measured): void {
+/** The share of the load's window the worker processes were busy, on average over them. */
+function busyShare(measured: Measured): number {
   const windowMs = measured.windowEnd - measured.windowStart;
   const clipped: Interval[] = measured.busy
     .map((b) => [Math.max(b.start, measured.windowStart), Math.min(b.end, measured.windowEnd)] as const)
     .filter(([from, to]) => to > from);
-  const busyMs = lengthMs(clipped);
-  console.log(
-    `workers: ${measured.runners} processes busy ${percent(busyMs / (windowMs * measured.runners))} of the load on average; ` +
-      `${measured.busy.length} generations logged for ${measured.calls.length} engine calls; stand-in model ${settings['ms-per-step']} ms per image-step`,
-  );
+  return lengthMs(clipped) / (windowMs * measured.runners);
 }
 
 function report(settings: Settings, measured: Measured): void {
@@ -618,10 +617,6 @@ function report(settings: Settings, measured: Measured): void {
       `files ${[...formats].map(([format, count]) => `${count} ${format}`).join(', ')}, median ${bytes(percentile(grids.map((r) => r.bytes!), 50))}`,
   );
 
-  if (measured.runners > 1) {
-    reportFleet(settings, measured);
-    return;
-  }
   // duty cycle: the worker's own busy time, against the time the queue held a job
   const busyIntervals: Interval[] = busy.map((b) => [b.start, b.end]);
   const windowInterval: Interval[] = [[windowStart, windowEnd]];
@@ -717,22 +712,32 @@ async function main(): Promise<void> {
     report(settings, await runLoad(settings, workerPath));
     return;
   }
-  // --workers N: the same load with 1, 2, 4 … N worker processes, each figure against N = 1 of this run
+  // --workers N: the same load with 1, 2, 4 … N worker processes, in turn, for several rounds (so a change in the
+  // machine's other load falls on every N alike); each ratio is against N = 1 of the same round
   const counts = [...new Set([...Array.from({ length: Math.floor(Math.log2(settings.workers)) + 1 }, (_, i) => 2 ** i), settings.workers])];
-  const rows: { count: number; figures: ReturnType<typeof headline> }[] = [];
-  for (const count of counts) {
-    console.log(`\n— ${count} worker process${count === 1 ? '' : 'es'} through Redis and BullMQ —`);
-    const measured = await runLoad(settings, workerPath, count);
-    report(settings, measured);
-    rows.push({ count, figures: headline(measured) });
+  const rows = new Map<number, ReturnType<typeof headline>[]>(counts.map((count) => [count, []]));
+  const ratios = new Map<number, number[]>(counts.map((count) => [count, []]));
+  for (let round = 1; round <= settings.rounds; round++) {
+    for (const count of counts) {
+      const measured = await runLoad(settings, workerPath, count);
+      const figures = headline(measured);
+      rows.get(count)!.push(figures);
+      const base = rows.get(1)![round - 1];
+      ratios.get(count)!.push(figures.imagesPerMinute / base.imagesPerMinute);
+      console.log(
+        `round ${round}, ${count} worker${count === 1 ? '' : 's'}: ${figures.jobsPerMinute.toFixed(1)} jobs/min, ${figures.imagesPerMinute.toFixed(1)} images/min ` +
+          `(${ratios.get(count)!.at(-1)!.toFixed(2)}× N=1 of this round); light wait p50 ${seconds(figures.lightWaitP50)}, p95 ${seconds(figures.lightWaitP95)}; ` +
+          `workers busy ${percent(busyShare(measured))}; warnings and errors logged: ${measured.logged.count}`,
+      );
+    }
   }
-  const base = rows[0].figures;
-  console.log('\nscaling over worker processes (ratios to 1 worker in this run; target ≥ 0.9 × N):');
-  for (const { count, figures } of rows) {
-    const ratio = figures.imagesPerMinute / base.imagesPerMinute;
+  console.log(`\nscaling over worker processes, medians of ${settings.rounds} rounds (target ≥ 0.9 × N):`);
+  for (const count of counts) {
+    const median = (pick: (figures: ReturnType<typeof headline>) => number): number => percentile(rows.get(count)!.map(pick), 50);
+    const ratio = percentile(ratios.get(count)!, 50);
     console.log(
-      `  N=${count}: ${figures.jobsPerMinute.toFixed(1)} jobs/min, ${figures.imagesPerMinute.toFixed(1)} images/min, ${ratio.toFixed(2)}× (${(ratio / count).toFixed(2)} × N); ` +
-        `light members' queue wait p50 ${seconds(figures.lightWaitP50)}, p95 ${seconds(figures.lightWaitP95)}`,
+      `  N=${count}: ${median((f) => f.jobsPerMinute).toFixed(1)} jobs/min, ${median((f) => f.imagesPerMinute).toFixed(1)} images/min; ` +
+        `${ratio.toFixed(2)}× N=1 (${(ratio / count).toFixed(2)} × N); light members' queue wait p50 ${seconds(median((f) => f.lightWaitP50))}, p95 ${seconds(median((f) => f.lightWaitP95))}`,
     );
   }
 }
