@@ -47,6 +47,19 @@ export class DuplicateWorkerError extends Error {
   override readonly name = 'DuplicateWorkerError';
 }
 
+/**
+ * Throws a DuplicateWorkerError when another live process announces itself under this id (a process before a
+ * restart on the same host, now gone, does not count). A worker checks before loading its model, and again as it
+ * announces itself.
+ */
+export async function assertWorkerIdFree(redis: Redis, own: Pick<WorkerAnnouncement, 'id' | 'host'> & { instance?: string }): Promise<void> {
+  const existing = parseAnnouncement(await redis.get(workerKey(own.id)));
+  if (!existing || existing.instance === own.instance || restartedHere(existing, own)) return;
+  throw new DuplicateWorkerError(
+    `another worker process (on ${existing.host}, seen ${Math.round((Date.now() - existing.lastSeen) / 1000)} s ago) already uses the worker id "${own.id}"; give each worker its own WORKER_ID`,
+  );
+}
+
 export type Announcer = {
   /** Announces the worker (throws a DuplicateWorkerError when the id is live elsewhere) and starts the heartbeat. */
   start(): Promise<void>;
@@ -93,12 +106,7 @@ export function createAnnouncer(
 
   return {
     async start() {
-      const existing = parseAnnouncement(await redis.get(key));
-      if (existing && existing.instance !== announcement.instance && !restartedHere(existing, announcement)) {
-        throw new DuplicateWorkerError(
-          `another worker process (on ${existing.host}, seen ${Math.round((Date.now() - existing.lastSeen) / 1000)} s ago) already uses the worker id "${announcement.id}"; give each worker its own WORKER_ID`,
-        );
-      }
+      await assertWorkerIdFree(redis, announcement);
       await write();
       timer = setInterval(beat, options.heartbeatMs);
     },

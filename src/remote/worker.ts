@@ -8,7 +8,7 @@ import type { Logger } from '../logger.js';
 import { bullConnection } from './connection-options.js';
 import { encodeFailure, KEEP_COMPLETED, KEEP_FAILED, KEY_PREFIX, queueName, type RemoteJobData, type RemoteJobResult, type RemoteProgress, type WorkerAnnouncement } from './protocol.js';
 import { createQueueConnection, type QueueConnection } from './redis.js';
-import { createAnnouncer, type Announcer } from './registry.js';
+import { assertWorkerIdFree, createAnnouncer, type Announcer } from './registry.js';
 import { writeResult } from './results.js';
 
 export type RemoteWorkerConfig = {
@@ -61,6 +61,8 @@ export class RemoteWorker {
   async start(): Promise<WorkerAnnouncement> {
     this.connection = createQueueConnection(this.config.redisUrl, `worker-${this.id}`, { logger: this.logger });
     await this.connection.ready(this.config.connectTimeoutMs ?? 10_000);
+    // before the model loads, which takes minutes with the real one
+    await assertWorkerIdFree(this.connection.redis, { id: this.id, host: hostname() });
     const info = await this.engine.start();
     this.info = info;
     const announcement: Omit<WorkerAnnouncement, 'state' | 'job' | 'lastSeen'> = {

@@ -203,6 +203,16 @@ describe.skipIf(missing)('GPU workers through Redis and BullMQ', () => {
     expect(late.lines.filter((line) => line.msg === 'job started').length).toBeGreaterThanOrEqual(3);
   });
 
+  it('refuses a second worker process with the same id, and a worker without REDIS_URL, in one sentence', async () => {
+    await worker('gpu-same');
+    await expect(worker('gpu-same')).rejects.toThrow(
+      /another worker process \(on .+, seen \d+ s ago\) already uses the worker id "gpu-same"; give each worker its own WORKER_ID/,
+    );
+    await expect(startWorkerProcess('gpu-none', { redisUrl: '', modelDir: fullModel })).rejects.toThrow(
+      'npm run worker needs REDIS_URL: the Redis server the bot uses (ENGINE=remote or both on the bot), e.g. REDIS_URL=redis://gpu-hub:6379',
+    );
+  });
+
   it('runs a job again on another worker when its worker is killed with -9 mid-job, and delivers it once', async () => {
     const [a, b] = await Promise.all([worker('gpu-a'), worker('gpu-b')]);
     const { logger, lines } = captureLogger();
