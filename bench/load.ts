@@ -6,7 +6,9 @@
 // status and delivery). Light users send a request every --light-gap-s seconds on average (exponential gaps); heavy
 // users keep the per-user cap of jobs waiting, sending again the moment one of theirs starts. A probe user, while the
 // queue is non-empty, times service.imagine() (the work before a platform's ack) and cancels what it queued.
-// Run: npm run bench:load -- [--seconds 60] [--pixels flat] [--wait spin] …  (flags in NUMERIC_FLAGS; Ctrl-C stops early)
+// With --workers N the stand-in runs in N `npm run worker`-like processes (bench/remote-worker.ts) behind the remote
+// engine, through a redis-server started on 127.0.0.1: the same load with 1, 2, 4 … N of them, compared in one run.
+// Run: npm run bench:load -- [--seconds 60] [--pixels flat] [--wait spin] [--workers 4] …  (flags in NUMERIC_FLAGS; Ctrl-C stops early)
 
 import { fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -28,6 +30,7 @@ import { createEngine, type EngineOptions } from '../src/diffusion/index.js';
 import { composeGrid, encodeForUpload } from '../src/render/index.js';
 import { createLogger } from '../src/logger.js';
 import { machineLine } from './stats.js';
+import { startFleet, type Fleet } from './workers.js';
 import type { PixelMode, WaitMode } from './standin-worker.js';
 
 // ——— settings ———
@@ -47,6 +50,8 @@ const NUMERIC_FLAGS = {
   'probe-ms': { fallback: '100', pattern: DECIMAL, least: 1, meaning: 'mean ms between probe commands' },
   seed: { fallback: '1', pattern: WHOLE, least: 0, meaning: 'seed of every simulated choice' },
   'engine-seconds': { fallback: '15', pattern: WHOLE, least: 0, meaning: 'wall time of each engine-alone run (0 skips them)' },
+  workers: { fallback: '0', pattern: WHOLE, least: 0, meaning: 'N > 0: GPU worker processes through Redis and BullMQ, run with 1, 2, 4 … N of them (0: the engine in this process)' },
+  rounds: { fallback: '3', pattern: WHOLE, least: 1, meaning: 'with --workers: rounds of 1, 2, 4 … N workers in turn; medians over the rounds' },
 } as const satisfies Record<string, { fallback: string; pattern: RegExp; least: number; meaning: string }>;
 
 type NumericFlag = keyof typeof NUMERIC_FLAGS;
@@ -291,6 +296,8 @@ type Measured = {
   /** The fair queue's size after every change. */
   sizes: { at: number; size: number }[];
   busy: Busy[];
+  /** Worker processes the busy times come from (1: the engine in this process). */
+  runners: number;
   submissions: { light: number; heavy: number };
   refusals: Map<string, number>;
   probeAnswerMs: number[];
@@ -308,7 +315,7 @@ type Measured = {
 };
 
 /** Builds the bot's core on a temp dir, runs the simulated users for `settings.seconds`, stops, and cleans up. */
-async function runLoad(settings: Settings, workerPath: string): Promise<Measured> {
+async function runLoad(settings: Settings, workerPath: string, remoteWorkers = 0): Promise<Measured> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-load-'));
   const busyLog = join(dir, 'busy.log');
   const log = countingLog();
@@ -317,10 +324,16 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
   const images = new ImageCache(join(dir, 'images'), IMAGE_CACHE_BYTES);
   const limits = createLimits(LIMITS, { logger });
   const workerArgs = standinArgs(settings, busyLog);
-  const engine = createEngine(
-    { modelDir: '(stand-in)', provider: 'cuda', deviceId: 0 },
-    { logger, startWorker: () => fork(workerPath, workerArgs, { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }) },
-  );
+  // --workers: the same stand-in in worker processes behind the remote engine, one busy log each
+  const standInArgs = (log: string): string[] => workerArgs.map((arg) => (arg === busyLog ? log : arg));
+  const fleet: Fleet | undefined = remoteWorkers > 0 ? await startFleet(remoteWorkers, standInArgs, dir, logger) : undefined;
+  const busyLogs = fleet?.busyLogs ?? [busyLog];
+  const engine =
+    fleet?.engine ??
+    createEngine(
+      { modelDir: '(stand-in)', provider: 'cuda', deviceId: 0 },
+      { logger, startWorker: () => fork(workerPath, workerArgs, { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }) },
+    );
 
   const records = new Map<string, JobRecord>();
   const calls: EngineCall[] = [];
@@ -470,6 +483,7 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
 
   try {
     await engine.start();
+    await fleet?.ready();
     await images.start();
     await limits.start();
     service.start();
@@ -502,13 +516,15 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
     await service.close();
     const drainedMs = clock() - windowEnd;
     await engine.close(); // the worker has logged its last generation once it is closed
-    const busy: Busy[] = readFileSync(busyLog, 'utf8')
-      .split('\n')
+    await fleet?.close();
+    const busy: Busy[] = busyLogs
+      .flatMap((file) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n') : []))
       .filter(Boolean)
       .map((line) => {
         const [start, end, count, steps] = line.split(' ').map(Number);
         return { start, end, images: count, steps };
-      });
+      })
+      .sort((a, b) => a.start - b.start);
     return {
       windowStart,
       windowEnd,
@@ -516,6 +532,7 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
       calls,
       sizes,
       busy,
+      runners: busyLogs.length,
       submissions,
       refusals,
       probeAnswerMs,
@@ -534,10 +551,34 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
   } finally {
     stopUsers();
     await engine.close();
+    await fleet?.close();
     await limits.close();
     store.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Throughput and light users' queue wait: the figures compared across worker counts. */
+function headline(measured: Measured): { jobsPerMinute: number; imagesPerMinute: number; lightWaitP50: number; lightWaitP95: number } {
+  const windowMs = measured.windowEnd - measured.windowStart;
+  const inWindow = (at: number | undefined): at is number => at !== undefined && at >= measured.windowStart && at <= measured.windowEnd;
+  const generated = measured.calls.filter((call) => inWindow(call.resolvedAt));
+  const waits = measured.records.filter((r) => r.userClass === 'light' && inWindow(r.startedAt)).map((r) => r.startedAt! - r.createdAt);
+  return {
+    jobsPerMinute: (generated.length * 60_000) / windowMs,
+    imagesPerMinute: (generated.reduce((sum, call) => sum + call.images, 0) * 60_000) / windowMs,
+    lightWaitP50: percentile(waits, 50),
+    lightWaitP95: percentile(waits, 95),
+  };
+}
+
+/** The share of the load's window the worker processes were busy, on average over them. */
+function busyShare(measured: Measured): number {
+  const windowMs = measured.windowEnd - measured.windowStart;
+  const clipped: Interval[] = measured.busy
+    .map((b) => [Math.max(b.start, measured.windowStart), Math.min(b.end, measured.windowEnd)] as const)
+    .filter(([from, to]) => to > from);
+  return lengthMs(clipped) / (windowMs * measured.runners);
 }
 
 function report(settings: Settings, measured: Measured): void {
@@ -759,8 +800,39 @@ async function main(): Promise<void> {
       `wait ${settings.wait} (${WAIT_MEANINGS[settings.wait]}), pixels ${settings.pixels} (${PIXEL_MEANINGS[settings.pixels]}); ` +
       `modelled mean ${ms(modelledJobMs)} per job → capacity ${perMinute(1, modelledJobMs)} jobs/min, ${perMinute(meanImages, modelledJobMs)} images/min`,
   );
-  report(settings, await runLoad(settings, workerPath));
-  await reportEngineAlone(settings, workerPath);
+  if (settings.workers === 0) {
+    report(settings, await runLoad(settings, workerPath));
+    await reportEngineAlone(settings, workerPath);
+    return;
+  }
+  // --workers N: the same load with 1, 2, 4 … N worker processes, in turn, for several rounds (so a change in the
+  // machine's other load falls on every N alike); each ratio is against N = 1 of the same round
+  const counts = [...new Set([...Array.from({ length: Math.floor(Math.log2(settings.workers)) + 1 }, (_, i) => 2 ** i), settings.workers])];
+  const rows = new Map<number, ReturnType<typeof headline>[]>(counts.map((count) => [count, []]));
+  const ratios = new Map<number, number[]>(counts.map((count) => [count, []]));
+  for (let round = 1; round <= settings.rounds; round++) {
+    for (const count of counts) {
+      const measured = await runLoad(settings, workerPath, count);
+      const figures = headline(measured);
+      rows.get(count)!.push(figures);
+      const base = rows.get(1)![round - 1];
+      ratios.get(count)!.push(figures.imagesPerMinute / base.imagesPerMinute);
+      console.log(
+        `round ${round}, ${count} worker${count === 1 ? '' : 's'}: ${figures.jobsPerMinute.toFixed(1)} jobs/min, ${figures.imagesPerMinute.toFixed(1)} images/min ` +
+          `(${ratios.get(count)!.at(-1)!.toFixed(2)}× N=1 of this round); light wait p50 ${seconds(figures.lightWaitP50)}, p95 ${seconds(figures.lightWaitP95)}; ` +
+          `workers busy ${percent(busyShare(measured))}; warnings and errors logged: ${measured.logged.count}`,
+      );
+    }
+  }
+  console.log(`\nscaling over worker processes, medians of ${settings.rounds} rounds (target ≥ 0.9 × N):`);
+  for (const count of counts) {
+    const median = (pick: (figures: ReturnType<typeof headline>) => number): number => percentile(rows.get(count)!.map(pick), 50);
+    const ratio = percentile(ratios.get(count)!, 50);
+    console.log(
+      `  N=${count}: ${median((f) => f.jobsPerMinute).toFixed(1)} jobs/min, ${median((f) => f.imagesPerMinute).toFixed(1)} images/min; ` +
+        `${ratio.toFixed(2)}× N=1 (${(ratio / count).toFixed(2)} × N); light members' queue wait p50 ${seconds(median((f) => f.lightWaitP50))}, p95 ${seconds(median((f) => f.lightWaitP95))}`,
+    );
+  }
 }
 
 await main();

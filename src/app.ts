@@ -10,14 +10,16 @@ import { createLimits, type Limits } from './core/limits.js';
 import { createFairQueue } from './core/queue.js';
 import { randomSeed } from './core/request.js';
 import { createService, type Service } from './core/service.js';
-import { createEngine, type Engine } from './diffusion/index.js';
 import type { Logger } from './logger.js';
 import { createDiscord, type DiscordBot } from './platforms/discord/bot.js';
 import { createSlack, type SlackBot } from './platforms/slack/app.js';
 import { createWeb, type WebPlatform } from './platforms/web/server.js';
+import type { StartableEngine } from './remote/composite.js';
+import { createConfiguredEngine } from './remote/engines.js';
 
 export type App = {
-  readonly engine: Engine;
+  /** ENGINE: this process's engine, the GPU workers', or both. */
+  readonly engine: StartableEngine;
   readonly service: Service;
   readonly store: JobStore;
   readonly discord: DiscordBot | undefined;
@@ -38,10 +40,7 @@ export function defaultSteps(configured: number, installed: readonly number[]): 
 /** `commands`: what the platforms register and route (default: the COMMANDS list). */
 export function createApp(config: Config, deps: { logger: Logger; commands?: readonly CommandDefinition[] }): App {
   const { logger, commands } = deps;
-  const engine = createEngine(
-    { modelDir: config.modelDir, provider: config.provider, deviceId: config.cudaDeviceId, lazyUnets: config.lazyUnets, cpuThreads: config.cpuThreads },
-    { logger },
-  );
+  const engine = createConfiguredEngine(config, { logger });
   const store = new JobStore(join(config.dataDir, 'jobs.sqlite'));
   const images = new ImageCache(join(config.dataDir, 'images'), config.imageCacheBytes);
   const limits: Limits = createLimits(config.limits, { logger });

@@ -1,6 +1,7 @@
 // Environment → typed config, with one clear sentence per bad value. The bot reads `.env` too.
 
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ASPECTS, type Aspect } from './core/request.js';
 import { PROVIDER_CHOICES, type ProviderChoice } from './diffusion/provider.js';
@@ -8,7 +9,21 @@ import { LOG_LEVELS, type LogLevel } from './logger.js';
 import { isLoopbackHost } from './platforms/web/host.js';
 import { maskUrlCredentials } from './redact.js';
 
+/** Where images are made: this process's GPU, GPU workers joined through Redis (`npm run worker`), or both. */
+export const ENGINE_CHOICES = ['local', 'remote', 'both'] as const;
+export type EngineChoice = (typeof ENGINE_CHOICES)[number];
+
 export type Config = {
+  engine: EngineChoice;
+  /** `npm run worker`, and the bot's side of it. */
+  workers: {
+    /** This worker's name in logs, the registry and job records. */
+    workerId: string;
+    /** BullMQ lockDuration: how long a job stays with a worker that stopped answering. */
+    lockMs: number;
+    /** How often a worker renews its announcement; it counts as gone after three missed. */
+    heartbeatMs: number;
+  };
   modelDir: string;
   provider: ProviderChoice;
   cudaDeviceId: number;
@@ -50,6 +65,10 @@ export type Config = {
 
 /** Every setting the bot reads, its default and its meaning (README and .env.example list the same). */
 export const SETTINGS = {
+  ENGINE: { default: 'local', help: `where images are made: ${ENGINE_CHOICES.join(', ')} (remote and both need REDIS_URL and \`npm run worker\` processes)` },
+  WORKER_ID: { default: '', help: 'npm run worker: this worker’s name (empty: <host>-gpu<CUDA_DEVICE_ID>); one per worker process' },
+  WORKER_LOCK_SECONDS: { default: '30', help: 'a job whose worker stops answering runs elsewhere after about 2–3 times this' },
+  WORKER_HEARTBEAT_SECONDS: { default: '5', help: 'how often a worker says it is alive; it counts as gone after 3 missed' },
   MODEL_DIR: { default: 'models/sdxl-lightning', help: 'the SDXL-Lightning ONNX folder (see models/README.md)' },
   EXECUTION_PROVIDER: { default: 'auto', help: `where the model runs: ${PROVIDER_CHOICES.join(', ')}` },
   CUDA_DEVICE_ID: { default: '0', help: 'which GPU (index, as nvidia-smi numbers them)' },
@@ -85,7 +104,7 @@ export const SETTINGS = {
   MAX_QUEUE_LENGTH: { default: '50', help: 'waiting requests in all; more are refused' },
   EXEMPT_USERS: { default: '', help: 'comma-separated platform:user ids free of limits, e.g. discord:1234' },
   BANNED_USERS: { default: '', help: 'comma-separated platform:user ids who may not use the bot' },
-  REDIS_URL: { default: '', help: 'share limits between bot processes through Redis, e.g. redis://127.0.0.1:6379' },
+  REDIS_URL: { default: '', help: 'share limits between bot processes, and feed GPU workers (ENGINE=remote|both), through Redis, e.g. redis://127.0.0.1:6379' },
   IMAGE_CACHE_MB: { default: '2048', help: 'disk space for full-size images kept for U1–U4' },
   STOP_TIMEOUT_SECONDS: { default: '60', help: 'how long a stop waits for the running image' },
 } as const satisfies Record<string, { default: string; help: string }>;
@@ -189,10 +208,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const redisUrl = optional('REDIS_URL');
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL must start with redis:// or rediss://; found "${maskUrlCredentials(redisUrl)}"`);
 
+  const provider = oneOf('EXECUTION_PROVIDER', PROVIDER_CHOICES);
+  const cudaDeviceId = integer('CUDA_DEVICE_ID', 0, 63) ?? 0;
+  const workerId = optional('WORKER_ID') ?? `${hostname()}-gpu${cudaDeviceId}`;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(workerId)) problems.push(`WORKER_ID may hold letters, digits, dots, dashes and underscores, at most 64; found "${workerId}"`);
+  const engine = oneOf('ENGINE', ENGINE_CHOICES);
+  if (engine !== 'local' && !redisUrl) problems.push(`ENGINE=${engine} needs REDIS_URL: the Redis server the GPU workers (npm run worker) use`);
+
   const config: Config = {
+    engine,
+    workers: {
+      workerId,
+      lockMs: (integer('WORKER_LOCK_SECONDS', 2, 3600) ?? 30) * 1000,
+      heartbeatMs: (integer('WORKER_HEARTBEAT_SECONDS', 1, 600) ?? 5) * 1000,
+    },
     modelDir: resolve(raw('MODEL_DIR')),
-    provider: oneOf('EXECUTION_PROVIDER', PROVIDER_CHOICES),
-    cudaDeviceId: integer('CUDA_DEVICE_ID', 0, 63) ?? 0,
+    provider,
+    cudaDeviceId,
     lazyUnets: flag('LAZY_UNETS'),
     modelAutoFetch: flag('MODEL_AUTO_FETCH'),
     cpuThreads: integer('CPU_THREADS', 1, 1024),

@@ -30,7 +30,8 @@ try {
   throw error;
 }
 if (!config.discord && !config.slack && !config.web) exit(NO_PLATFORM);
-const modelProblem = await prepareModelFolder(config);
+// ENGINE=remote loads no model here: the GPU workers have it
+const modelProblem = config.engine === 'remote' ? undefined : await prepareModelFolder(config);
 if (modelProblem !== undefined) exit(modelProblem);
 
 const secrets = configSecrets(config);

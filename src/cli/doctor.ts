@@ -10,6 +10,7 @@ import { loadPipeline } from '../diffusion/pipeline.js';
 import { createGraph, encodeModel } from '../../models/tiny/onnx-writer.js';
 import { CUDA_INSTALL_COMMAND } from '../install/cuda-provider.js';
 import type { Config } from '../config.js';
+import { inspectWorkers } from '../remote/doctor.js';
 import { fail, loadConfigOrFail, parseArgsOrUsage } from './output.js';
 
 const USAGE = `usage: npm run doctor -- [--load] [--model-dir DIR] [--provider ${PROVIDER_CHOICES.join('|')}]
@@ -150,6 +151,11 @@ async function main(): Promise<void> {
 
   if (!(await checkPlatforms(config))) healthy = false;
 
+  section(`GPU workers (ENGINE=${config.engine})`);
+  const workers = await inspectWorkers(config.limits.redisUrl, config.engine);
+  for (const line of workers.lines) ({ ok, warn, bad })[line.level](line.text);
+  if (!workers.healthy) healthy = false;
+
   section(`Model folder (MODEL_DIR=${config.modelDir})`);
   let folder: ModelFolder | undefined;
   try {
@@ -162,9 +168,10 @@ async function main(): Promise<void> {
     }
   } catch (error) {
     if (!(error instanceof ModelFolderError)) throw error;
-    for (const problem of error.problems) bad(problem);
-    warn('get it with `npm run models:fetch` (models/README.md)');
-    healthy = false;
+    // with ENGINE=remote the bot loads no model; a worker host needs one
+    for (const problem of error.problems) (config.engine === 'remote' ? warn : bad)(problem);
+    warn(`get it with \`npm run models:fetch\` (models/README.md)${config.engine === 'remote' ? '; ENGINE=remote needs it only on the hosts that run `npm run worker`' : ''}`);
+    if (config.engine !== 'remote') healthy = false;
   }
   if (folder && values.load) {
     const started = performance.now();

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configSecrets, loadConfig, SETTINGS } from '../../src/config.js';
@@ -5,6 +6,8 @@ import { ConfigError, configSecrets, loadConfig, SETTINGS } from '../../src/conf
 describe('loadConfig', () => {
   it('has defaults for everything', () => {
     expect(loadConfig({})).toEqual({
+      engine: 'local',
+      workers: { workerId: `${hostname()}-gpu0`, lockMs: 30_000, heartbeatMs: 5_000 },
       discord: undefined,
       slack: undefined,
       web: { host: '127.0.0.1', port: 7860, tokens: [], resultsMaxBytes: 2048 * 2 ** 20 },
@@ -78,6 +81,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ EXEMPT_USERS: '1234' })).toThrow('EXEMPT_USERS entries look like discord:1234, slack:U0123 or web:127.0.0.1; found "1234"');
     expect(() => loadConfig({ REDIS_URL: 'localhost:6379' })).toThrow('REDIS_URL must start with redis:// or rediss://; found "localhost:6379"');
     expect(() => loadConfig({ DEFAULT_COUNT: '9' })).toThrow('DEFAULT_COUNT must be a whole number from 1 to 4; found "9"');
+  });
+
+  it('reads the engine and worker settings, and says what remote engines need', () => {
+    const config = loadConfig({ ENGINE: 'both', REDIS_URL: 'redis://127.0.0.1:6379', WORKER_ID: 'box-2.gpu_1', WORKER_LOCK_SECONDS: '10', WORKER_HEARTBEAT_SECONDS: '2' });
+    expect(config.engine).toBe('both');
+    expect(config.workers).toEqual({ workerId: 'box-2.gpu_1', lockMs: 10_000, heartbeatMs: 2_000 });
+    expect(loadConfig({ CUDA_DEVICE_ID: '3' }).workers.workerId).toBe(`${hostname()}-gpu3`);
+    expect(() => loadConfig({ ENGINE: 'remote' })).toThrow('ENGINE=remote needs REDIS_URL: the Redis server the GPU workers (npm run worker) use');
+    expect(() => loadConfig({ ENGINE: 'gpu' })).toThrow('ENGINE must be one of local, remote, both; found "gpu"');
+    expect(() => loadConfig({ WORKER_ID: 'a b' })).toThrow('WORKER_ID may hold letters, digits, dots, dashes and underscores, at most 64; found "a b"');
+    expect(() => loadConfig({ WORKER_LOCK_SECONDS: '1' })).toThrow('WORKER_LOCK_SECONDS must be a whole number from 2 to 3600; found "1"');
   });
 
   it('never quotes a password or token from a URL setting', () => {
