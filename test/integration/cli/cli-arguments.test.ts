@@ -40,7 +40,7 @@ describe('npm run doctor', () => {
     expect(result.stdout).toContain('ok    1-step UNet (sample): unet_1step/model.onnx');
     expect(result.stdout).toContain('every session loads on cpu');
     expect(result.stdout).toContain('Image safety check (SAFETY=on)');
-    expect(result.stdout).toMatch(/ok {4}classifier: safety_classifier\/model\.onnx \([\d.]+ KiB\), labels sfw\/nsfw, 384×384 bilinear; flagged from a score of 0\.5/);
+    expect(result.stdout).toMatch(/ok {4}classifier: safety_classifier\/model\.onnx \([\d.]+ (B|KiB)\), labels sfw\/nsfw, 384×384 bilinear; flagged from a score of 0\.5/);
     expect(result.stdout).toMatch(/ok {4}the classifier is loaded on cpu and scores a plain grey test image 0\.010 \(\d+ ms\)/);
   });
 
