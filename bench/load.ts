@@ -332,7 +332,6 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
   const probeDueMs: number[] = [];
   let probesSkipped = 0;
   let probesRan = 0;
-  let runningJobId: string | undefined;
   let active = false;
 
   const classOf = (userId: string): UserClass => userId.split('-')[0] as UserClass;
@@ -350,8 +349,11 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
     get info() {
       return engine.info;
     },
+    canTake: (steps) => engine.canTake(steps),
+    availability: (steps) => engine.availability(steps),
+    onChange: (listener) => engine.onChange(listener),
     async generate(request, onProgress) {
-      const call: EngineCall = { jobId: runningJobId, calledAt: clock(), images: request.images.length, steps: request.steps };
+      const call: EngineCall = { jobId: request.jobId, calledAt: clock(), images: request.images.length, steps: request.steps };
       calls.push(call);
       const output = await engine.generate(request, onProgress);
       call.resolvedAt = clock();
@@ -435,8 +437,7 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
   const adapter: PlatformAdapter = {
     maxUploadBytes: () => UPLOAD_LIMIT_BYTES,
     onStatus(job, update) {
-      if (update.state !== 'running') return;
-      runningJobId = job.id; // the service calls engine.generate for this job right after
+      if (update.state !== 'running' || record(job).startedAt !== undefined) return;
       record(job).startedAt = clock();
       const heavy = heavyUsers.get(job.userId);
       if (heavy && active) setImmediate(() => void topUp(heavy));

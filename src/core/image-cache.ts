@@ -40,6 +40,11 @@ export class ImageCache {
     await this.evict();
   }
 
+  /** Whether image `index` of a job is cached (as far as this process knows; `get` may still miss a deleted file). */
+  has(jobId: string, index: number): boolean {
+    return this.entries.has(`${jobId}-${index}.png`);
+  }
+
   /** The PNG of image `index` of a job, or undefined when it was never cached or has been evicted. */
   async get(jobId: string, index: number): Promise<Buffer | undefined> {
     const name = `${jobId}-${index}.png`;

@@ -6,8 +6,11 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { GenerationRequest, Platform } from './request.js';
 
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
-export const JOB_STATUSES = ['queued', 'running', 'done', 'failed', 'cancelled'] as const satisfies readonly JobStatus[];
+/** `delivering`: the images are made (and being cached), the post to the platform is not done yet. */
+export type JobStatus = 'queued' | 'running' | 'delivering' | 'done' | 'failed' | 'cancelled';
+export const JOB_STATUSES = ['queued', 'running', 'delivering', 'done', 'failed', 'cancelled'] as const satisfies readonly JobStatus[];
+/** Statuses a job ends in. */
+export const FINISHED_STATUSES = ['done', 'failed', 'cancelled'] as const satisfies readonly JobStatus[];
 
 /** What started the job: a command, or a button on an earlier job's result. */
 export type JobKind = 'imagine' | 'reroll' | 'upscale' | 'vary';
@@ -39,6 +42,8 @@ export type Job = {
   /** The message that shows the result, once posted. */
   resultMessageId: string | null;
   error: string | null;
+  /** Which runner made the images: the local engine, or a GPU worker's name. */
+  worker: string | null;
 };
 
 export type NewJob = Pick<Job, 'kind' | 'platform' | 'guildId' | 'channelId' | 'userId' | 'request' | 'parentId' | 'parentIndex' | 'reply'>;
@@ -65,6 +70,12 @@ const MIGRATIONS: readonly string[] = [
      error TEXT
    );
    CREATE INDEX jobs_unfinished ON jobs (status, created_at) WHERE status IN ('queued', 'running');`,
+  // who made the images; 'delivering' is unfinished too; reply_pruned: the platform's secrets are gone from `reply`
+  `ALTER TABLE jobs ADD COLUMN worker TEXT;
+   ALTER TABLE jobs ADD COLUMN reply_pruned INTEGER NOT NULL DEFAULT 0;
+   DROP INDEX jobs_unfinished;
+   CREATE INDEX jobs_unfinished ON jobs (status, created_at) WHERE status IN ('queued', 'running', 'delivering');
+   CREATE INDEX jobs_unpruned ON jobs (finished_at) WHERE reply_pruned = 0 AND status IN ('done', 'failed', 'cancelled');`,
 ];
 
 type Row = {
@@ -85,6 +96,7 @@ type Row = {
   reply: string;
   result_message_id: string | null;
   error: string | null;
+  worker: string | null;
 };
 
 function fromRow(row: Row): Job {
@@ -106,6 +118,7 @@ function fromRow(row: Row): Job {
     reply: JSON.parse(row.reply) as Record<string, unknown>,
     resultMessageId: row.result_message_id,
     error: row.error,
+    worker: row.worker,
   };
 }
 
@@ -160,6 +173,7 @@ export class JobStore {
       timings: null,
       resultMessageId: null,
       error: null,
+      worker: null,
     };
     this.db
       .prepare(
@@ -175,9 +189,28 @@ export class JobStore {
     return row && fromRow(row);
   }
 
-  /** Jobs a crash or stop left queued or running, oldest first. */
+  /** Jobs a crash or stop left queued, running or made but not posted, oldest first. */
   unfinished(): Job[] {
-    return (this.db.prepare("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at, rowid").all() as Row[]).map(fromRow);
+    return (this.db.prepare("SELECT * FROM jobs WHERE status IN ('queued', 'running', 'delivering') ORDER BY created_at, rowid").all() as Row[]).map(fromRow);
+  }
+
+  /** Finished jobs whose `reply` may still hold a platform's secrets, oldest first, at most `limit`. */
+  unpruned(limit: number): Job[] {
+    return (
+      this.db
+        .prepare("SELECT * FROM jobs WHERE reply_pruned = 0 AND status IN ('done', 'failed', 'cancelled') ORDER BY finished_at LIMIT ?")
+        .all(limit) as Row[]
+    ).map(fromRow);
+  }
+
+  /** Replaces a finished job's `reply` with what is left once its secrets (tokens, response URLs) are dropped. */
+  pruneReply(id: string, reply: Record<string, unknown>): void {
+    this.db.prepare('UPDATE jobs SET reply = ?, reply_pruned = 1 WHERE id = ?').run(JSON.stringify(reply), id);
+  }
+
+  /** The images are made; the post is under way. `worker` names who made them. */
+  markDelivering(id: string, timings: JobTimings, worker: string | null): void {
+    this.db.prepare("UPDATE jobs SET status = 'delivering', timings = ?, worker = ? WHERE id = ?").run(JSON.stringify(timings), worker, id);
   }
 
   markRunning(id: string): void {
@@ -189,8 +222,10 @@ export class JobStore {
     this.db.prepare("UPDATE jobs SET status = 'queued' WHERE id = ?").run(id);
   }
 
-  markDone(id: string, timings: JobTimings): void {
-    this.db.prepare("UPDATE jobs SET status = 'done', finished_at = ?, timings = ?, error = NULL WHERE id = ?").run(this.now(), JSON.stringify(timings), id);
+  /** Posted. `timings` replaces what `markDelivering` stored, when given. */
+  markDone(id: string, timings?: JobTimings): void {
+    if (timings) this.db.prepare("UPDATE jobs SET status = 'done', finished_at = ?, timings = ?, error = NULL WHERE id = ?").run(this.now(), JSON.stringify(timings), id);
+    else this.db.prepare("UPDATE jobs SET status = 'done', finished_at = ?, error = NULL WHERE id = ?").run(this.now(), id);
   }
 
   markFailed(id: string, error: string): void {

@@ -33,9 +33,10 @@ export type FairQueue = {
   /**
    * The job to run now, or undefined when none waits. `warmSteps` (default: the steps of the job taken last, the
    * UNet the engine has loaded) lets the fair second pick run first when it has those steps and the fair first
-   * does not; a job is skipped this way at most once, and never for a later job of its own user.
+   * does not; a job is skipped this way at most once, and never for a later job of its own user. `runnable`: only
+   * jobs whose steps it accepts are candidates (no free runner has the others installed); they keep their place.
    */
-  take(options?: { warmSteps?: number }): QueuedJob | undefined;
+  take(options?: { warmSteps?: number; runnable?: (steps: number) => boolean }): QueuedJob | undefined;
   /** Charges GPU work to a user after it ran (images × steps, or ms of GPU: one unit for every user). */
   recordUsage(userKey: string, cost: number): void;
   /** jobId → position, 1 = runs next; what successive take() calls return while nothing else changes. */
@@ -162,7 +163,8 @@ export function createFairQueue(options: FairQueueOptions = {}): FairQueue {
     },
 
     take(options = {}) {
-      const order = fairOrder();
+      const runnable = options.runnable;
+      const order = runnable ? fairOrder().filter((entry) => runnable(entry.job.steps)) : fairOrder();
       if (order.length === 0) return undefined;
       const index = pickIndex(order, options.warmSteps ?? lastSteps, skipped);
       if (index === 1) skipped.add(order[0].job.jobId);

@@ -1,16 +1,19 @@
-// The service: imagine, reroll, upscale, vary and cancel — the only thing platforms call. It records jobs, admits
-// them through the limits, runs them one at a time from the fair queue and hands results to the job's platform.
+// The service: imagine, reroll, upscale, vary and cancel — the only thing platforms call. It checks, admits and
+// records jobs (submit), runs them from the fair queue on the engine (run.ts) and posts their results (deliver.ts).
 
 import type { Logger } from '../logger.js';
-import type { Engine, GenerationOutput } from '../diffusion/index.js';
-import { composeGrid, decodeImage, encodeForUpload, imageFileName, type EncodedImage } from '../render/index.js';
+import { cacheKey, DEFAULT_DELIVERY_RETRY, Deliverer, type DeliveryRetry, type DeliveryTarget } from './deliver.js';
+import type { GenerationEngine } from './engine-port.js';
 import type { ImageCache } from './image-cache.js';
-import type { Job, JobKind, JobStore, JobTimings, NewJob } from './jobs.js';
+import type { Job, JobKind, JobStore } from './jobs.js';
 import type { Limits, LimitSubject } from './limits.js';
 import { createPolicy, requestRefusal, type Policy } from './policy.js';
 import type { FairQueue } from './queue.js';
 import type { Refusal } from './refusal.js';
-import { ASPECT_SIZES, imageNoise, imageRecipe, randomSeed, type GenerationRequest, type Platform } from './request.js';
+import { imageRecipe, randomSeed, type GenerationRequest, type Platform } from './request.js';
+import { DEFAULT_RUN_CONFIG, Runner, userKey, type RunConfig } from './run.js';
+
+export type { ResultDelivery } from './deliver.js';
 
 /** Who is asking, and where. */
 export type Requester = { platform: Platform; userId: string; guildId: string | null; channelId: string; direct?: boolean };
@@ -27,30 +30,10 @@ export type StatusUpdate =
   | { state: 'waiting'; position: number; reason: 'restarting' | 'no_worker' }
   | { state: 'running'; progress?: JobProgress };
 
-export type ResultDelivery = {
-  file: EncodedImage;
-  fileName: string;
-  /** Seed of each image, in order. */
-  seeds: number[];
-  /** Size of each image as generated (the file holds a grid of them, or one, possibly scaled to fit the upload). */
-  width: number;
-  height: number;
-  /** Wall time from the request to the finished images. */
-  elapsedMs: number;
-  truncated: boolean;
-  /** Served from the image cache without the GPU. */
-  fromCache: boolean;
-};
-
 /** What a platform gives the service so it can report on and deliver that platform's jobs, even after a restart. */
-export type PlatformAdapter = {
-  /** The largest attachment this job's reply may carry. */
-  maxUploadBytes(job: Job): number;
-  /** The job moved in the queue (position 1 runs next) or started. Called often; throttle edits. */
+export type PlatformAdapter = DeliveryTarget & {
+  /** The job moved in the queue (position 1 runs next), waits for a GPU, started, or made progress. Called often; throttle edits. */
   onStatus(job: Job, update: StatusUpdate): void;
-  /** Posts the result; returns the id of the message that shows it. */
-  deliverResult(job: Job, result: ResultDelivery): Promise<string | undefined>;
-  deliverFailure(job: Job, refusal: Refusal): Promise<void>;
 };
 
 export type ServiceConfig = {
@@ -59,12 +42,16 @@ export type ServiceConfig = {
   /** Channels where images may be made; empty: every channel. Direct messages are always allowed. */
   allowedChannels: readonly string[];
   variationStrength: number;
-  /** How long `close()` waits for the running job and deliveries. */
+  /** How long `close()` waits for the running jobs and their deliveries. */
   stopTimeoutMs?: number;
+  /** How long a platform that cannot be reached is tried again before the member is told. */
+  deliveryRetry?: Partial<DeliveryRetry>;
+  /** Tries for a job the engine lost, and when members hear that no worker can run their job. */
+  run?: Partial<RunConfig>;
 };
 
 export type ServiceDeps = {
-  engine: Pick<Engine, 'generate' | 'info'>;
+  engine: GenerationEngine;
   store: JobStore;
   limits: Limits;
   queue: FairQueue;
@@ -75,25 +62,33 @@ export type ServiceDeps = {
 
 export type Submission = { ok: true; job: Job; position: number } | { ok: false; refusal: Refusal };
 
-const userKey = (platform: Platform, userId: string): string => `${platform}:${userId}`;
+/** Finished jobs whose reply data is cleaned of secrets per start (older ones are cleaned as they finish). */
+const PRUNE_BATCH = 5_000;
 
+/**
+ * The service. Each step has one owner, so every job ends delivered or its owner told:
+ * - submit (here): the cheap checks, atomic admission through the limits, the record in the store, the queue;
+ * - run (`Runner`): fair order onto the engine, positions and waits shown, lost jobs queued again;
+ * - deliver (`Deliverer`): cache, encode, post with retries for minutes, or tell the member.
+ */
 export class Service {
   private readonly config: ServiceConfig;
   private readonly deps: ServiceDeps;
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly adapters = new Map<Platform, PlatformAdapter>();
-  /** Jobs waiting in the queue, by id, with the position each was last told. */
-  private readonly waiting = new Map<string, { job: Job; position: number }>();
-  private readonly deliveries = new Set<Promise<void>>();
-  private running: Promise<void> | undefined;
-  private runningJob: Job | undefined;
-  private lastSteps: number | undefined;
+  private readonly policy: Policy;
+  private readonly runner: Runner;
+  private readonly deliverer: Deliverer;
+  /** Admissions under way: counted as waiting, so concurrent requests cannot overrun the queue caps. */
+  private readonly admitting = new Map<string, number>();
+  private admittingTotal = 0;
+  /** U jobs being made, by the image they make (`parent:index`), with the U clicks of the same image that wait on them. */
+  private readonly upscales = new Map<string, { leader: string; followers: Job[] }>();
   private stopping = false;
   private started = false;
   /** Jobs made by this process before `start()`: not left over from a previous run, so never queued again. */
   private readonly takenBeforeStart = new Set<string>();
-  private readonly policy: Policy;
 
   constructor(config: ServiceConfig, deps: ServiceDeps) {
     this.config = config;
@@ -101,6 +96,32 @@ export class Service {
     this.logger = deps.logger.child({ part: 'service' });
     this.now = deps.now ?? Date.now;
     this.policy = createPolicy(config);
+    this.deliverer = new Deliverer(
+      { ...DEFAULT_DELIVERY_RETRY, ...config.deliveryRetry },
+      {
+        store: deps.store,
+        images: deps.images,
+        logger: deps.logger,
+        now: this.now,
+        target: (job) => this.adapters.get(job.platform),
+        refund: (job) => this.refund(job),
+        onCached: (job, cached) => this.settleUpscale(job, cached),
+        onFailed: (job) => this.settleUpscale(job, false),
+      },
+    );
+    this.runner = new Runner(
+      { ...DEFAULT_RUN_CONFIG, ...config.run },
+      {
+        engine: deps.engine,
+        store: deps.store,
+        queue: deps.queue,
+        deliverer: this.deliverer,
+        logger: deps.logger,
+        now: this.now,
+        canReport: (job) => this.adapters.has(job.platform),
+        onStatus: (job, update) => this.adapters.get(job.platform)?.onStatus(job, update),
+      },
+    );
   }
 
   registerPlatform(platform: Platform, adapter: PlatformAdapter): void {
@@ -113,23 +134,56 @@ export class Service {
   }
 
   /**
-   * Queues again every job a crash or stop left unfinished (platforms must be registered first). Jobs this process
-   * took itself — a platform may take requests before `start()` — are left alone, whatever stage they are in.
+   * Picks up what a crash or stop left unfinished (platforms must be registered first): made but not posted →
+   * posted from the image cache (or made again when the cache lost it); queued or running → queued again. Jobs
+   * this process took itself (a platform may take requests before `start()`) are left alone.
    */
   start(): void {
     const left = this.deps.store.unfinished().filter((job) => !this.takenBeforeStart.has(job.id));
     this.takenBeforeStart.clear();
     this.started = true;
-    for (const job of left) {
-      if (job.status === 'running') this.deps.store.markQueued(job.id);
-      this.enqueue({ ...job, status: 'queued' });
-    }
-    if (left.length > 0) this.logger.info({ jobs: left.map((job) => job.id) }, 'jobs from before the restart are queued again');
-    this.pump();
+    if (left.length > 0) this.logger.info({ jobs: left.map((job) => job.id) }, 'picking up jobs from before the restart');
+    for (const job of left) void this.resume(job);
+    this.pruneFinished();
   }
 
-  /** The cheap checks, in memory: stopping, channel policy and the word list. */
-  private precheck(requester: Requester, prompt?: string): Refusal | undefined {
+  private async resume(job: Job): Promise<void> {
+    if (!this.adapters.has(job.platform)) {
+      this.logger.warn({ job: job.id, platform: job.platform }, 'a job from before the restart has no platform here; it stays in the store for a start with that platform');
+      return;
+    }
+    if (job.status === 'delivering') {
+      const pngs = await Promise.all(Array.from({ length: job.request.count }, (_, i) => this.deps.images.get(...cacheKey(job, i)).catch(() => undefined)));
+      if (pngs.every((png): png is Buffer => png !== undefined)) {
+        this.deliverer.fromCache(job, pngs, { fromCache: false });
+        return;
+      }
+      this.logger.info({ job: job.id }, 'the images of a job made before the restart are gone from the cache; making them again from their seeds');
+    }
+    if (job.status !== 'queued') this.deps.store.markQueued(job.id);
+    const queued = { ...job, status: 'queued' as const };
+    if (job.kind === 'upscale') await this.makeUpscale(queued);
+    else this.runner.enqueue(queued);
+  }
+
+  /** Drops platform secrets (interaction tokens, response URLs) that finished jobs still keep. */
+  private pruneFinished(): void {
+    try {
+      let pruned = 0;
+      for (const job of this.deps.store.unpruned(PRUNE_BATCH)) {
+        const adapter = this.adapters.get(job.platform);
+        if (!adapter) continue;
+        this.deps.store.pruneReply(job.id, adapter.forgetReply ? adapter.forgetReply(job) : job.reply);
+        pruned++;
+      }
+      if (pruned > 0) this.logger.info({ jobs: pruned }, 'dropped the reply tokens of finished jobs');
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not drop the reply tokens of finished jobs');
+    }
+  }
+
+  /** The checks that need no I/O — stopping, channel policy and the word list — for a platform to run before its ack. */
+  precheck(requester: Requester, prompt?: string): Refusal | undefined {
     if (this.stopping) return { code: 'shutting_down' };
     return requestRefusal(this.policy, requester, prompt);
   }
@@ -146,28 +200,22 @@ export class Service {
     return this.submit(requester, 'reroll', { ...request, seed: randomSeed() }, parent, reply);
   }
 
-  /** Image `index` alone at full size: from the cache when it is there, else made again from its seed. */
-  async upscale(requester: Requester, parentId: string, index: number, reply: Record<string, unknown>): Promise<Submission> {
-    const parent = this.parentFor(requester, parentId, index);
-    if ('code' in parent) return { ok: false, refusal: parent };
+  /**
+   * Image `index` alone at full size, through the same checks and limits as any request: from the cache when it is
+   * there, else made again from its seed — once, however many clicks of the same U come while it is being made.
+   */
+  async upscale(requester: Requester, parentId: string, clickedIndex: number, reply: Record<string, unknown>): Promise<Submission> {
+    const clicked = this.parentFor(requester, parentId, clickedIndex);
+    if ('code' in clicked) return { ok: false, refusal: clicked };
+    // U on a U result is the same image of the same grid: link the job to the grid, so one cached copy serves both
+    const grid = clicked.kind === 'upscale' && clicked.parentId !== null ? this.deps.store.get(clicked.parentId) : undefined;
+    const [parent, index] = grid && clicked.parentIndex !== null ? [grid, clicked.parentIndex] : [clicked, clickedIndex];
     const request: GenerationRequest = { ...parent.request, count: 1, seed: parent.request.seed + index };
-    const cached = await this.deps.images.get(parent.id, index).catch(() => undefined);
-    if (!cached) return this.submit(requester, 'upscale', request, parent, reply, index);
-    const refusal = this.precheck(requester);
-    if (refusal) return { ok: false, refusal };
-    const job = this.record({ ...this.newJob(requester, 'upscale', request, parent, reply), parentIndex: index });
-    const started = this.now();
-    const adapter = this.adapterFor(job);
-    const { width, height } = ASPECT_SIZES[request.aspect];
-    this.track(
-      (async () => {
-        const file: EncodedImage = { data: cached, format: 'png', contentType: 'image/png', extension: 'png', width, height };
-        const maxBytes = adapter.maxUploadBytes(job);
-        const fitted = cached.length <= maxBytes ? file : await encodeForUpload(await decodeImage(cached), maxBytes);
-        await this.deliver(job, adapter, { file: fitted, seeds: [request.seed], elapsedMs: this.now() - started, truncated: false, fromCache: true });
-      })(),
-    );
-    return { ok: true, job, position: 0 };
+    const [imageOf, imageIndex] = cacheKey(parent, index);
+    const cached = this.upscales.has(`${imageOf}:${imageIndex}`) || this.deps.images.has(imageOf, imageIndex);
+    const submission = await this.submit(requester, 'upscale', request, parent, reply, index, { needsEngine: !cached, enqueue: false });
+    if (submission.ok) await this.makeUpscale(submission.job);
+    return submission;
   }
 
   /** Variations of image `index`: its noise slerped toward new seeds. */
@@ -188,11 +236,12 @@ export class Service {
     const job = this.deps.store.get(jobId);
     if (!job || job.platform !== requester.platform) return { ok: false, refusal: { code: 'unknown_job' } };
     if (job.userId !== requester.userId) return { ok: false, refusal: { code: 'not_owner' } };
-    if (job.status !== 'queued' || !this.deps.queue.remove(jobId)) return { ok: false, refusal: { code: 'not_cancellable' } };
-    this.waiting.delete(jobId);
+    if (job.status !== 'queued' || !(this.runner.remove(jobId) || this.dropFollower(jobId))) return { ok: false, refusal: { code: 'not_cancellable' } };
     this.deps.store.markCancelled(jobId);
-    void this.deps.limits.refund(this.subject(job)).catch((error: unknown) => this.logger.warn({ err: error, job: jobId }, 'refund failed'));
-    this.broadcastPositions();
+    this.refund(job);
+    const adapter = this.adapters.get(job.platform);
+    if (adapter?.forgetReply) this.deps.store.pruneReply(jobId, adapter.forgetReply(job));
+    if (job.kind === 'upscale') this.settleUpscale(job, false);
     return { ok: true };
   }
 
@@ -201,24 +250,17 @@ export class Service {
   }
 
   /**
-   * Stops taking work (new requests get a polite refusal), lets the running job and its delivery finish within the
-   * stop timeout, and leaves waiting jobs in the store for the next start.
+   * Stops taking work (new requests get a polite refusal) and stops retrying posts, lets the running jobs and their
+   * first post finish within the stop timeout, and leaves the rest in the store for the next start.
    */
   async close(): Promise<void> {
     this.stopping = true;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.config.stopTimeoutMs ?? 60_000);
-    });
-    // the running job hands its delivery over when the engine is done, so wait for one, then the other
-    const finished = (async () => {
-      await this.running;
-      while (this.deliveries.size > 0) await Promise.allSettled([...this.deliveries]);
-      return 'done' as const;
-    })();
-    const outcome = await Promise.race([finished, timeout]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') this.logger.warn({ running: this.runningJob?.id }, 'stopped before the running job finished; it runs again at the next start');
+    this.deliverer.stop();
+    const deadline = this.now() + (this.config.stopTimeoutMs ?? 60_000);
+    const ran = await this.runner.close(deadline - this.now());
+    const delivered = await this.deliverer.close(Math.max(0, deadline - this.now()));
+    if (!ran) this.logger.warn({ running: this.runner.running }, 'stopped before the running jobs finished; they run again at the next start');
+    if (ran && !delivered) this.logger.warn('stopped before every result was posted; they are posted at the next start');
     this.logger.info({ waiting: this.deps.queue.size }, 'service stopped; waiting jobs stay queued for the next start');
   }
 
@@ -230,28 +272,22 @@ export class Service {
     return parent;
   }
 
-  private newJob(requester: Requester, kind: JobKind, request: GenerationRequest, parent: Job | null, reply: Record<string, unknown>) {
-    return {
-      kind,
-      platform: requester.platform,
-      guildId: requester.guildId,
-      channelId: requester.channelId,
-      userId: requester.userId,
-      request,
-      parentId: parent?.id ?? null,
-      parentIndex: null,
-      reply,
-    };
-  }
-
   private subject(job: Pick<Job, 'platform' | 'userId' | 'guildId' | 'request'>): LimitSubject {
     return {
-      userKey: userKey(job.platform, job.userId),
+      userKey: userKey(job),
       guildKey: job.guildId === null ? null : `${job.platform}:${job.guildId}`,
       images: job.request.count,
     };
   }
 
+  private refund(job: Job): void {
+    void this.deps.limits.refund(this.subject(job)).catch((error: unknown) => this.logger.warn({ err: error, job: job.id }, 'refund failed'));
+  }
+
+  /**
+   * Checks, admits and records a job, then queues it (unless the caller places it itself). Admission is atomic:
+   * requests under admission count as waiting, so concurrent ones cannot overrun the per-user and total caps.
+   */
   private async submit(
     requester: Requester,
     kind: JobKind,
@@ -259,144 +295,91 @@ export class Service {
     parent: Job | null,
     reply: Record<string, unknown>,
     parentIndex: number | null = null,
+    options: { needsEngine?: boolean; enqueue?: boolean } = {},
   ): Promise<Submission> {
     const refusal = this.precheck(requester, request.prompt);
     if (refusal) return { ok: false, refusal };
-    if (!this.installedSteps.includes(request.steps)) {
+    if (options.needsEngine !== false && !this.installedSteps.includes(request.steps)) {
       return { ok: false, refusal: { code: 'steps_unavailable', steps: request.steps, installed: this.installedSteps } };
     }
     const subject = this.subject({ ...requester, request });
-    const admission = await this.deps.limits.admit(subject, {
-      waitingForUser: this.deps.queue.countFor(subject.userKey),
-      waitingTotal: this.deps.queue.size,
-    });
-    if (!admission.ok) return { ok: false, refusal: admission.refusal };
-    let job: Job;
+    const waiting = {
+      waitingForUser: this.runner.countFor(subject.userKey) + (this.admitting.get(subject.userKey) ?? 0),
+      waitingTotal: this.deps.queue.size + this.admittingTotal,
+    };
+    this.admitting.set(subject.userKey, (this.admitting.get(subject.userKey) ?? 0) + 1);
+    this.admittingTotal++;
     try {
-      job = this.record({ ...this.newJob(requester, kind, request, parent, reply), parentIndex });
-    } catch (error) {
-      this.logger.error({ err: error }, 'could not record a job');
-      await this.deps.limits.refund(subject).catch(() => undefined);
-      return { ok: false, refusal: { code: 'generation_failed' } };
-    }
-    this.enqueue(job);
-    this.pump();
-    return { ok: true, job, position: this.waiting.get(job.id)?.position ?? 0 };
-  }
-
-  private record(job: NewJob): Job {
-    const created = this.deps.store.create(job);
-    if (!this.started) this.takenBeforeStart.add(created.id);
-    return created;
-  }
-
-  private enqueue(job: Job): void {
-    this.deps.queue.push({ jobId: job.id, userKey: userKey(job.platform, job.userId), steps: job.request.steps, images: job.request.count, enqueuedAt: job.createdAt });
-    this.waiting.set(job.id, { job, position: 0 });
-    this.broadcastPositions();
-  }
-
-  /** Tells every waiting job whose place changed. */
-  private broadcastPositions(): void {
-    for (const [jobId, position] of this.deps.queue.positions()) {
-      const entry = this.waiting.get(jobId);
-      if (!entry || entry.position === position) continue;
-      entry.position = position;
-      this.adapters.get(entry.job.platform)?.onStatus(entry.job, { state: 'queued', position });
-    }
-  }
-
-  private adapterFor(job: Job): PlatformAdapter {
-    const adapter = this.adapters.get(job.platform);
-    if (!adapter) throw new Error(`no ${job.platform} adapter is registered`);
-    return adapter;
-  }
-
-  /** Starts the next job when the engine is free. */
-  private pump(): void {
-    if (this.running || this.stopping) return;
-    for (;;) {
-      const next = this.deps.queue.take({ warmSteps: this.lastSteps });
-      if (!next) return;
-      const entry = this.waiting.get(next.jobId);
-      this.waiting.delete(next.jobId);
-      if (!entry || !this.adapters.has(entry.job.platform)) {
-        this.logger.warn({ job: next.jobId }, 'a queued job has no platform to deliver to; it stays queued in the store for a start with that platform');
-        continue;
+      const admission = await this.deps.limits.admit(subject, waiting);
+      if (!admission.ok) return { ok: false, refusal: admission.refusal };
+      if (this.stopping) {
+        await this.deps.limits.refund(subject).catch(() => undefined);
+        return { ok: false, refusal: { code: 'shutting_down' } };
       }
-      this.runningJob = entry.job;
-      this.running = this.run(entry.job).finally(() => {
-        this.running = undefined;
-        this.runningJob = undefined;
-        this.pump();
-      });
-      this.broadcastPositions();
+      let job: Job;
+      try {
+        job = this.deps.store.create({ kind, platform: requester.platform, guildId: requester.guildId, channelId: requester.channelId, userId: requester.userId, request, parentId: parent?.id ?? null, parentIndex, reply });
+        if (!this.started) this.takenBeforeStart.add(job.id);
+      } catch (error) {
+        this.logger.error({ err: error }, 'could not record a job');
+        await this.deps.limits.refund(subject).catch(() => undefined);
+        return { ok: false, refusal: { code: 'generation_failed' } };
+      }
+      if (options.enqueue !== false) this.runner.enqueue(job);
+      return { ok: true, job, position: this.runner.positionOf(job.id) };
+    } finally {
+      // released only now, with the job queued: nothing else ran between the count and the queue
+      const left = (this.admitting.get(subject.userKey) ?? 1) - 1;
+      if (left > 0) this.admitting.set(subject.userKey, left);
+      else this.admitting.delete(subject.userKey);
+      this.admittingTotal--;
+    }
+  }
+
+  /** A recorded U job: from the cache, else joined to the U of the same image under way, else made on the engine. */
+  private async makeUpscale(job: Job): Promise<void> {
+    const [imageOf, imageIndex] = cacheKey(job, 0);
+    const key = `${imageOf}:${imageIndex}`;
+    const making = this.upscales.get(key);
+    if (making && making.leader !== job.id) {
+      making.followers.push(job);
       return;
     }
-  }
-
-  /** Runs one job on the engine; encoding and delivery go on after the engine is handed the next job. */
-  private async run(job: Job): Promise<void> {
-    const adapter = this.adapterFor(job);
-    this.deps.store.markRunning(job.id);
-    adapter.onStatus(job, { state: 'running' });
-    const started = this.now();
-    const { width, height } = ASPECT_SIZES[job.request.aspect];
-    let output: GenerationOutput;
-    try {
-      output = await this.deps.engine.generate({ prompt: job.request.prompt, steps: job.request.steps, width, height, images: imageNoise(job.request) });
-    } catch (error) {
-      this.logger.error({ err: error, job: job.id }, 'generation failed');
-      this.deps.store.markFailed(job.id, (error as Error).message);
-      await this.deps.limits.refund(this.subject(job)).catch(() => undefined);
-      this.track(adapter.deliverFailure(job, { code: 'generation_failed' }).catch((failure: unknown) => this.logger.error({ err: failure, job: job.id }, 'could not report a failure')));
+    const cached = await this.deps.images.get(imageOf, imageIndex).catch(() => undefined);
+    if (cached) {
+      this.deliverer.fromCache(job, [cached], { fromCache: true });
       return;
     }
-    this.lastSteps = job.request.steps;
-    this.deps.queue.recordUsage(userKey(job.platform, job.userId), job.request.count * job.request.steps);
-    const generateMs = this.now() - started;
-    this.track(
-      (async () => {
-        // let run() return first, so the engine gets the next job before the grid is composed on this thread
-        await new Promise((resolve) => setImmediate(resolve));
-        const image = output.images.length === 1 ? output.images[0] : composeGrid(output.images);
-        const file = await encodeForUpload(image, adapter.maxUploadBytes(job));
-        const seeds = imageNoise(job.request).map((_, i) => job.request.seed + i);
-        await this.deliver(job, adapter, { file, seeds, elapsedMs: this.now() - job.createdAt, truncated: output.truncated, fromCache: false }, {
-          queuedMs: started - job.createdAt,
-          generateMs,
-          stages: output.timings,
-        });
-        for (const [index, single] of output.images.entries()) {
-          await this.deps.images.put(job.id, index, single).catch((error: unknown) => this.logger.warn({ err: error, job: job.id }, 'could not cache an image'));
-        }
-      })(),
-    );
-  }
-
-  private async deliver(
-    job: Job,
-    adapter: PlatformAdapter,
-    result: Omit<ResultDelivery, 'fileName' | 'width' | 'height'>,
-    timings: JobTimings = { queuedMs: 0, generateMs: 0 },
-  ): Promise<void> {
-    try {
-      const messageId = await adapter.deliverResult(job, {
-        ...result,
-        ...ASPECT_SIZES[job.request.aspect],
-        fileName: imageFileName(job.id, result.file.extension),
-      });
-      if (messageId) this.deps.store.setResultMessage(job.id, messageId);
-      this.deps.store.markDone(job.id, timings);
-    } catch (error) {
-      this.logger.error({ err: error, job: job.id }, 'could not deliver a result');
-      this.deps.store.markFailed(job.id, `delivery failed: ${(error as Error).message}`);
+    const joined = this.upscales.get(key);
+    if (joined) {
+      joined.followers.push(job);
+      return;
     }
+    this.upscales.set(key, { leader: job.id, followers: [] });
+    this.runner.enqueue(job);
   }
 
-  private track(work: Promise<void>): void {
-    const tracked = work.catch((error: unknown) => this.logger.error({ err: error }, 'background work failed')).finally(() => this.deliveries.delete(tracked));
-    this.deliveries.add(tracked);
+  /** A U job's image is cached (its followers are posted from there), or it failed (they are made on their own). */
+  private settleUpscale(job: Job, cached: boolean): void {
+    if (job.kind !== 'upscale') return;
+    const [imageOf, imageIndex] = cacheKey(job, 0);
+    const key = `${imageOf}:${imageIndex}`;
+    const making = this.upscales.get(key);
+    if (!making || making.leader !== job.id) return;
+    this.upscales.delete(key);
+    for (const follower of making.followers) void this.makeUpscale(follower);
+    if (!cached && making.followers.length > 0) this.logger.info({ job: job.id, waiting: making.followers.map((f) => f.id) }, 'a U job did not leave its image in the cache; the clicks that waited on it are made on their own');
+  }
+
+  private dropFollower(jobId: string): boolean {
+    for (const making of this.upscales.values()) {
+      const at = making.followers.findIndex((job) => job.id === jobId);
+      if (at >= 0) {
+        making.followers.splice(at, 1);
+        return true;
+      }
+    }
+    return false;
   }
 }
 

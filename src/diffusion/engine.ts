@@ -41,7 +41,7 @@ export type GenerationOutput = {
   prediction: PredictionType;
 };
 
-export type EngineErrorCode = FailureKind | 'crashed' | 'not_started' | 'closed';
+export type EngineErrorCode = FailureKind | 'crashed' | 'timeout' | 'unavailable' | 'not_started' | 'closed';
 
 /** A failed start or request. `code` says whose problem it is; `problems` lists model-folder issues. */
 export class EngineError extends Error {

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { REST, Routes } from 'discord.js';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
@@ -251,9 +251,12 @@ describe('the Discord bot', () => {
     const failed = await interaction.waitForOriginal((message) => message.content.includes('Generation failed'), 30_000);
     expect(failed.content).toContain('Generation failed, try again; the admin has the details.');
     expect(failed.buttons).toEqual([]);
-    const db = new Database(join(dataDir, 'jobs.sqlite'), { readonly: true });
-    const rows = db.prepare("SELECT status, error FROM jobs WHERE json_extract(request, '$.prompt') = 'a lighthouse'").all();
-    db.close();
-    expect(rows).toEqual([{ status: 'failed', error: expect.stringContaining('unet_4step/model.onnx: onnxruntime cannot load it') }]);
+    // told first, then recorded
+    await vi.waitFor(() => {
+      const db = new Database(join(dataDir, 'jobs.sqlite'), { readonly: true });
+      const rows = db.prepare("SELECT status, error FROM jobs WHERE json_extract(request, '$.prompt') = 'a lighthouse'").all();
+      db.close();
+      expect(rows).toEqual([{ status: 'failed', error: expect.stringContaining('unet_4step/model.onnx: onnxruntime cannot load it') }]);
+    });
   });
 });

@@ -172,7 +172,7 @@ describe('the bot as a process', () => {
     discord.expireToken(orphan.token);
 
     const second = await startReadyBot(dataDir);
-    const requeued = await second.bot.waitForLog((line) => line.msg === 'jobs from before the restart are queued again', 5_000, 'the re-queued jobs');
+    const requeued = await second.bot.waitForLog((line) => line.msg === 'picking up jobs from before the restart', 5_000, 'the re-queued jobs');
     expect(requeued.jobs).toEqual(unfinished.map((row) => row.id));
     await waitForJobs(dataDir, (rows) => rows.every((row) => row.status === 'done'), 40_000, 'all jobs done');
     // a clean stop waits for deliveries in flight, so nothing can arrive after this

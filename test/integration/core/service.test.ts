@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ImageCache } from '../../../src/core/image-cache.js';
 import { JobStore, type Job } from '../../../src/core/jobs.js';
 import { createLimits, type LimitsConfig } from '../../../src/core/limits.js';
@@ -274,7 +274,8 @@ describe('a failing engine', () => {
     if (!submission.ok) throw new Error('refused');
     await parts.platform.settled(submission.job.id);
     expect(parts.platform.failures.get(submission.job.id)).toEqual({ code: 'generation_failed' });
-    expect(parts.store.get(submission.job.id)).toMatchObject({ status: 'failed', error: 'the engine is shutting down' });
+    // told first, then recorded: a stop in between leaves the job to be done again, never untold
+    await vi.waitFor(() => expect(parts.store.get(submission.job.id)).toMatchObject({ status: 'failed', error: 'the engine is shutting down' }));
     expect((await service.imagine(alice, small(), {})).ok).toBe(true);
     await service.close();
     await parts.limits.close();

@@ -77,13 +77,13 @@ describe('JobStore', () => {
   it('migrates a database to the current schema version once, and refuses one from a newer bot', () => {
     const path = join(root, 'c.sqlite');
     const store = new JobStore(path);
-    expect(store.schemaVersion).toBe(1);
+    expect(store.schemaVersion).toBe(2);
     store.close();
-    expect(new JobStore(path).schemaVersion).toBe(1);
+    expect(new JobStore(path).schemaVersion).toBe(2);
     const db = new Database(path);
     db.pragma('user_version = 99');
     db.close();
-    expect(() => new JobStore(path)).toThrow('the job database is at schema version 99, newer than this bot knows (1); update the bot');
+    expect(() => new JobStore(path)).toThrow('the job database is at schema version 99, newer than this bot knows (2); update the bot');
   });
 
   it('makes distinct short ids that fit in a button id', () => {

@@ -20,6 +20,7 @@ describe('refusal sentences', () => {
       { code: 'not_owner' },
       { code: 'not_cancellable' },
       { code: 'generation_failed' },
+      { code: 'delivery_failed' },
       { code: 'shutting_down' },
     ];
     expect(new Set(samples.map((sample) => sample.code))).toEqual(new Set(Object.keys(REFUSAL_SENTENCES)));

@@ -27,6 +27,7 @@ function job(overrides: Partial<Job> = {}): Job {
     timings: null,
     reply: {},
     resultMessageId: null,
+    worker: null,
     error: null,
     ...overrides,
   };
