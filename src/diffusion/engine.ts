@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logger.js';
 import type { PipelineOptions, PipelineRequest, ProgressEvent, StageTimings } from './pipeline.js';
 import type { FailureKind, FromWorker, SerializedError, ToWorker, WorkerImage } from './protocol.js';
+import type { SafetyVerdict } from './safety.js';
 import type { PredictionType } from './scheduler.js';
 import type { ResolvedProvider } from './session.js';
 
@@ -39,6 +40,8 @@ export type GenerationOutput = {
   timings: StageTimings;
   truncated: boolean;
   prediction: PredictionType;
+  /** Per image, the safety classifier's verdict; absent when SAFETY=off. */
+  safety?: SafetyVerdict[];
 };
 
 export type EngineErrorCode = FailureKind | 'crashed' | 'timeout' | 'unavailable' | 'not_started' | 'closed';
@@ -241,7 +244,7 @@ export class Engine {
         if (!pending || pending.id !== message.id) return;
         this.inFlight = undefined;
         if (message.type === 'result') {
-          pending.resolve({ images: message.images, timings: message.timings, truncated: message.truncated, prediction: message.prediction });
+          pending.resolve({ images: message.images, timings: message.timings, truncated: message.truncated, prediction: message.prediction, ...(message.safety ? { safety: message.safety } : {}) });
         } else {
           if (message.error.kind !== 'invalid_request') {
             this.logger.error({ request: describeRequest(pending.request), error: message.error }, 'generation failed');

@@ -2,6 +2,7 @@
 
 import type { PipelineOptions, PipelineRequest, ProgressEvent, StageTimings } from './pipeline.js';
 import type { ResolvedProvider } from './session.js';
+import type { SafetyVerdict } from './safety.js';
 import type { PredictionType } from './scheduler.js';
 
 /**
@@ -24,7 +25,7 @@ export type FromWorker =
   | { type: 'ready'; provider: ResolvedProvider; steps: number[]; modelDir: string }
   | { type: 'start-failed'; error: SerializedError }
   | { type: 'progress'; id: number; event: ProgressEvent }
-  | { type: 'result'; id: number; images: WorkerImage[]; timings: StageTimings; truncated: boolean; prediction: PredictionType }
+  | { type: 'result'; id: number; images: WorkerImage[]; timings: StageTimings; truncated: boolean; prediction: PredictionType; safety?: SafetyVerdict[] }
   | { type: 'failed'; id: number; error: SerializedError }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string; details?: Record<string, unknown> }
   | { type: 'closed' };

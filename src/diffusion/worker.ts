@@ -39,7 +39,7 @@ async function handle(message: ToWorker): Promise<void> {
       try {
         const result = await pipeline.generate(message.request, (event) => send({ type: 'progress', id: message.id, event }));
         const images = result.images.map(({ width, height, data }) => ({ width, height, data }));
-        await send({ type: 'result', id: message.id, images, timings: result.timings, truncated: result.truncated, prediction: result.prediction });
+        await send({ type: 'result', id: message.id, images, timings: result.timings, truncated: result.truncated, prediction: result.prediction, safety: result.safety });
       } catch (error) {
         send({ type: 'failed', id: message.id, error: serialize(error) });
       }

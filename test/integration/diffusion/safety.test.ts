@@ -6,6 +6,8 @@ import { ModelFolderError } from '../../../src/diffusion/model-folder.js';
 import { loadSafetyClassifier, preprocessImages, readSafetyConfig, findSafetyClassifier, softmax, type SafetyClassifier } from '../../../src/diffusion/safety.js';
 import type { RgbImage } from '../../../src/diffusion/vae.js';
 import { writeTinySafetyClassifier, type TinySafetyOptions } from '../../../models/tiny/safety-classifier.js';
+import { writeTinyModelFolder } from '../../../models/tiny/generate.js';
+import { loadPipeline } from '../../../src/diffusion/pipeline.js';
 
 const root = mkdtempSync(join(tmpdir(), 'safety-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -88,5 +90,35 @@ describe('the image safety classifier', () => {
     const [a, b] = softmax([1000, 1000 + Math.log(3)]);
     expect(a).toBeCloseTo(0.25, 12);
     expect(b).toBeCloseTo(0.75, 12);
+  });
+});
+
+describe('the pipeline with SAFETY=on', () => {
+  it('scores every image it made before handing them back, and loads no classifier when the check is off', async () => {
+    const dir = join(root, 'pipeline');
+    await writeTinyModelFolder(dir, { steps: [2], safety: { score: 0.8 } });
+    const request = { prompt: 'a lighthouse', steps: 2, width: 64, height: 64, images: [{ seed: 1 }, { seed: 2 }] };
+    const checked = await loadPipeline({ modelDir: dir, provider: 'cpu', deviceId: 0, cpuThreads: 1, safety: { threshold: 0.5 } }, () => {});
+    const result = await checked.generate(request);
+    expect(result.safety).toEqual([
+      { flagged: true, score: expect.closeTo(0.8, 5) },
+      { flagged: true, score: expect.closeTo(0.8, 5) },
+    ]);
+    expect(result.timings.safetyMs).toBeGreaterThan(0);
+    await checked.close();
+
+    const unchecked = await loadPipeline({ modelDir: dir, provider: 'cpu', deviceId: 0, cpuThreads: 1 }, () => {});
+    const plain = await unchecked.generate(request);
+    expect(plain.safety).toBeUndefined();
+    expect(plain.timings.safetyMs).toBeUndefined();
+    await unchecked.close();
+  });
+
+  it('refuses to start with SAFETY=on and no classifier, naming it with the rest of the folder', async () => {
+    const dir = join(root, 'pipeline-bare');
+    await writeTinyModelFolder(dir, { steps: [2], safety: false });
+    await expect(loadPipeline({ modelDir: dir, provider: 'cpu', deviceId: 0, cpuThreads: 1, safety: { threshold: 0.5 } }, () => {})).rejects.toThrow(
+      /safety_classifier\/: missing \(SAFETY=on checks every image with it\)/,
+    );
   });
 });
