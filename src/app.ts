@@ -10,6 +10,7 @@ import { createLimits, type Limits } from './core/limits.js';
 import { createFairQueue } from './core/queue.js';
 import { randomSeed } from './core/request.js';
 import { createService, type Service } from './core/service.js';
+import { createSettingsStore, type SettingsStore } from './core/settings.js';
 import { createEngine, type Engine } from './diffusion/index.js';
 import type { Logger } from './logger.js';
 import { createDiscord, type DiscordBot } from './platforms/discord/bot.js';
@@ -19,6 +20,8 @@ export type App = {
   readonly engine: Engine;
   readonly service: Service;
   readonly store: JobStore;
+  /** Per-server settings (/imagine-settings), in the jobs' database. */
+  readonly settings: SettingsStore;
   readonly discord: DiscordBot | undefined;
   readonly slack: SlackBot | undefined;
   /** Starts the engine (rejects with an EngineError that says what is wrong), then the platforms, then the queue. */
@@ -36,21 +39,43 @@ export function defaultSteps(configured: number, installed: readonly number[]): 
 export function createApp(config: Config, deps: { logger: Logger }): App {
   const { logger } = deps;
   const engine = createEngine(
-    { modelDir: config.modelDir, provider: config.provider, deviceId: config.cudaDeviceId, lazyUnets: config.lazyUnets, cpuThreads: config.cpuThreads },
+    {
+      modelDir: config.modelDir,
+      provider: config.provider,
+      deviceId: config.cudaDeviceId,
+      lazyUnets: config.lazyUnets,
+      cpuThreads: config.cpuThreads,
+      ...(config.safety.enabled ? { safety: { threshold: config.safety.threshold } } : {}),
+    },
     { logger },
   );
   const store = new JobStore(join(config.dataDir, 'jobs.sqlite'));
   const images = new ImageCache(join(config.dataDir, 'images'), config.imageCacheBytes);
   const limits: Limits = createLimits(config.limits, { logger });
   const defaults = () => ({ ...config.defaults, steps: defaultSteps(config.defaults.steps, engine.info?.steps ?? []) });
+  const settings = createSettingsStore(
+    {
+      path: join(config.dataDir, 'jobs.sqlite'),
+      defaults: {
+        blockedWords: config.blockedWords,
+        allowedChannels: config.allowedChannels,
+        safetyMode: config.safety.mode,
+        dailyQuota: config.limits.guildDailyImages,
+        defaultSteps: config.defaults.steps,
+      },
+      installedSteps: () => engine.info?.steps ?? [],
+    },
+    { logger },
+  );
   const service = createService(
     {
       blockedWords: config.blockedWords,
       allowedChannels: config.allowedChannels,
       variationStrength: config.variationStrength,
       stopTimeoutMs: config.stopTimeoutMs,
+      safety: { enabled: config.safety.enabled, mode: config.safety.mode, dmAllowed: config.safety.dmAllowed },
     },
-    { engine, store, limits, queue: createFairQueue(), images, logger },
+    { engine, store, limits, queue: createFairQueue(), images, logger, settings },
   );
   const commandContext = (): CommandContext => ({ installedSteps: engine.info?.steps ?? [], defaults: defaults(), randomSeed });
   const discord = config.discord ? createDiscord(config.discord, { service, logger, commandContext }) : undefined;
@@ -61,6 +86,7 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
     engine,
     service,
     store,
+    settings,
     discord,
     slack,
     async start() {
@@ -89,6 +115,7 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
       if (started.discord) await discord?.close();
       if (started.limits) await limits.close();
       if (started.engine) await engine.close();
+      settings.close();
       store.close();
       started = { engine: false, limits: false, discord: false, slack: false };
     },

@@ -175,6 +175,7 @@ export class Runner {
       deliverer.generated(job, output.images, {
         truncated: output.truncated,
         worker: output.worker,
+        safety: output.safety,
         timings: { queuedMs: handedAt - job.createdAt, generateMs: this.deps.now() - handedAt, stages: output.timings },
       });
     } catch (error) {

@@ -76,8 +76,8 @@ export type SettingsConfig = {
   /** DATA_DIR/jobs.sqlite (the jobs' database), or ':memory:'; ignored when `db` is given. */
   path?: string;
   defaults: SettingsDefaults;
-  /** Step counts with an installed UNet: default steps must be one of them. */
-  installedSteps: readonly number[];
+  /** Step counts with an installed UNet (known once the engine started): default steps must be one of them. */
+  installedSteps: readonly number[] | (() => readonly number[]);
 };
 
 export type SettingsDeps = { db?: Database.Database; logger?: Logger; now?: () => number };
@@ -136,7 +136,7 @@ export class SettingsStore {
   private readonly db: Database.Database;
   private readonly ownsDb: boolean;
   private readonly defaults: SettingsDefaults;
-  private readonly installedSteps: readonly number[];
+  private readonly steps: () => readonly number[];
   private readonly logger: Logger | undefined;
   private readonly now: () => number;
   private readonly overrides = new Map<string, ServerOverrides>();
@@ -158,7 +158,8 @@ export class SettingsStore {
       this.ownsDb = true;
     }
     this.defaults = config.defaults;
-    this.installedSteps = config.installedSteps;
+    const installed = config.installedSteps;
+    this.steps = typeof installed === 'function' ? installed : () => installed;
     this.logger = deps.logger;
     this.now = deps.now ?? Date.now;
     this.migrate();
@@ -245,7 +246,7 @@ export class SettingsStore {
     }
     if (change.defaultSteps !== undefined) {
       const steps = change.defaultSteps;
-      if (steps !== null && !this.installedSteps.includes(steps)) return invalid('steps', `one of ${this.installedSteps.join(', ')}`);
+      if (steps !== null && !this.steps().includes(steps)) return invalid('steps', `one of ${this.steps().join(', ')}`);
       next.defaultSteps = steps;
     }
 
@@ -316,7 +317,7 @@ export class SettingsStore {
       safetyMode: own.safetyMode ?? this.defaults.safetyMode,
       dailyQuota: own.dailyQuota ?? this.defaults.dailyQuota,
       // a default step count whose UNet was removed since falls back to the .env one
-      defaultSteps: own.defaultSteps !== null && this.installedSteps.includes(own.defaultSteps) ? own.defaultSteps : this.defaults.defaultSteps,
+      defaultSteps: own.defaultSteps !== null && this.steps().includes(own.defaultSteps) ? own.defaultSteps : this.defaults.defaultSteps,
       own: { allowedChannels: own.allowedChannels !== null, safetyMode: own.safetyMode !== null, dailyQuota: own.dailyQuota !== null, defaultSteps: own.defaultSteps !== null },
       policy: createPolicy({ blockedWords, allowedChannels }),
     };

@@ -118,7 +118,10 @@ export class DiscordBot implements PlatformAdapter {
   }
 
   private requester(interaction: Interaction): Requester {
-    return { platform: 'discord', userId: interaction.user.id, guildId: interaction.guildId, channelId: interaction.channelId ?? interaction.user.id };
+    // an age-restricted channel (`nsfw`) is where members asked for flagged images; channels come cached with their guild
+    const channel = interaction.channel;
+    const nsfwChannel = channel !== null && 'nsfw' in channel && channel.nsfw === true;
+    return { platform: 'discord', userId: interaction.user.id, guildId: interaction.guildId, channelId: interaction.channelId ?? interaction.user.id, nsfwChannel };
   }
 
   private replyFor(interaction: RepliableInteraction): DiscordReply {
