@@ -1,23 +1,14 @@
 // /imagine-settings: a server's admins show and change its own settings (blocked words, allowed channels, safety
-// mode, daily quota, default steps). No option shows them; each option given changes one thing.
+// mode, daily quota, default steps). No option shows them; each option given changes one thing. Discord shows it to
+// members with Manage Server; the platforms check the member themselves too.
 
 import type { Refusal } from '../src/core/refusal.js';
 import { SAFETY_MODES, type SafetyMode } from '../src/core/safety-policy.js';
 import { SETTINGS_LIMITS, type ServerSettings, type SettingsChange } from '../src/core/settings.js';
-import type { CommandContext, CommandOption, OptionValues } from './index.js';
+import type { CommandContext, CommandDefinition, CommandOption, OptionValues } from './index.js';
 
 /** What the command asks for: the settings shown, or a change to make. */
 export type SettingsAction = { kind: 'show' } | { kind: 'change'; change: SettingsChange };
-
-/** Who may use it: Discord shows it to members with Manage Server; Slack and the web check the member themselves. */
-export type AdminCommandDefinition = {
-  name: string;
-  description: string;
-  /** Discord's `default_member_permissions`: only members with these permissions see the command. */
-  requiredPermission: 'manage_guild';
-  options(context: CommandContext): readonly CommandOption[];
-  parse(values: OptionValues, context: CommandContext): SettingsAction | Refusal;
-};
 
 /** The word that puts a setting back to the .env default. */
 export const DEFAULT_WORD = 'default';
@@ -115,15 +106,17 @@ function parse(values: OptionValues, context: CommandContext): SettingsAction | 
 }
 
 /**
- * The settings in force, one line each, as plain text (platforms escape and format it); `channelName` writes a
- * channel id the way the platform mentions it.
+ * The settings in force, one line each, for the platform to send: `escape` makes the server's words literal in its
+ * markup, `channel` writes a channel id the way the platform mentions it.
  */
-export function describeSettings(settings: ServerSettings, channelName: (id: string) => string = (id) => id): string {
+export function describeSettings(settings: ServerSettings, format: { escape?: (text: string) => string; channel?: (id: string) => string } = {}): string {
+  const escape = format.escape ?? ((text: string) => text);
+  const channel = format.channel ?? ((id: string) => id);
   const mark = (own: boolean): string => (own ? '' : ' (default)');
   const words = settings.serverBlockedWords;
   return [
-    `Blocked words added here: ${words.length > 0 ? words.join(', ') : 'none'} (the bot’s own list applies too)`,
-    `Allowed channels: ${settings.allowedChannels.length > 0 ? settings.allowedChannels.map(channelName).join(', ') : 'every channel'}${mark(settings.own.allowedChannels)}`,
+    `Blocked words added here: ${words.length > 0 ? words.map(escape).join(', ') : 'none'} (the bot’s own list applies too)`,
+    `Allowed channels: ${settings.allowedChannels.length > 0 ? settings.allowedChannels.map(channel).join(', ') : 'every channel'}${mark(settings.own.allowedChannels)}`,
     `Safety: ${settings.safetyMode}${mark(settings.own.safetyMode)}`,
     `Daily quota: ${settings.dailyQuota === null ? 'none' : `${settings.dailyQuota} images`}${mark(settings.own.dailyQuota)}`,
     `Default steps: ${settings.defaultSteps}${mark(settings.own.defaultSteps)}`,
@@ -136,4 +129,4 @@ export default {
   requiredPermission: 'manage_guild',
   options,
   parse,
-} satisfies AdminCommandDefinition;
+} satisfies CommandDefinition<SettingsAction>;

@@ -12,7 +12,7 @@ import type { FairQueue } from './queue.js';
 import type { Refusal } from './refusal.js';
 import { imageRecipe, randomSeed, type GenerationRequest, type Platform } from './request.js';
 import type { SafetyMode } from './safety-policy.js';
-import type { ServerKey, SettingsStore } from './settings.js';
+import type { ServerKey, ServerSettings, SettingsChange, SettingsStore } from './settings.js';
 import { DEFAULT_RUN_CONFIG, Runner, userKey, type RunConfig } from './run.js';
 
 export type { ResultDelivery } from './deliver.js';
@@ -277,6 +277,19 @@ export class Service {
 
   job(id: string): Job | undefined {
     return this.deps.store.get(id);
+  }
+
+  /**
+   * /imagine-settings: the settings in force for the requester's server, after `change` when given (the platform
+   * has checked that the requester is one of its admins). Applies at once; logged with who changed what.
+   */
+  serverSettings(requester: Requester, change?: SettingsChange): { ok: true; settings: ServerSettings; changed: readonly string[] } | { ok: false; refusal: Refusal } {
+    const server = serverOf(requester);
+    if (!server || requester.direct) return { ok: false, refusal: { code: 'no_server' } };
+    const settings = this.deps.settings;
+    if (!settings) return { ok: false, refusal: { code: 'generation_failed' } };
+    if (!change) return { ok: true, settings: settings.settings(server), changed: [] };
+    return settings.change(server, requester.userId, change);
   }
 
   /**

@@ -6,6 +6,7 @@ import {
   Events,
   GatewayIntentBits,
   MessageFlags,
+  PermissionFlagsBits,
   Routes,
   type ButtonInteraction,
   type ChatInputCommandInteraction,
@@ -14,6 +15,8 @@ import {
 } from 'discord.js';
 import { COMMANDS, isRefusal, type CommandContext } from '../../../commands/index.js';
 import imagine from '../../../commands/imagine.js';
+import imagineSettings, { describeSettings } from '../../../commands/imagine-settings.js';
+import { escapeDiscord } from '../escape.js';
 import type { Job } from '../../core/jobs.js';
 import { refusalText, type Refusal } from '../../core/refusal.js';
 import type { PlatformAdapter, Requester, ResultDelivery, Service, StatusUpdate, Submission } from '../../core/service.js';
@@ -110,6 +113,7 @@ export class DiscordBot implements PlatformAdapter {
   private async onInteraction(interaction: Interaction): Promise<void> {
     try {
       if (interaction.isChatInputCommand() && interaction.commandName === imagine.name) await this.onImagine(interaction);
+      else if (interaction.isChatInputCommand() && interaction.commandName === imagineSettings.name) await this.onSettings(interaction);
       else if (interaction.isButton()) await this.onButton(interaction);
     } catch (error) {
       this.logger.error({ err: error, interaction: interaction.id }, 'handling an interaction failed');
@@ -139,6 +143,24 @@ export class DiscordBot implements PlatformAdapter {
     const parsed = imagine.parse(values, this.deps.commandContext());
     if (isRefusal(parsed)) return this.refuse(interaction, parsed);
     await this.acknowledge(interaction, (reply) => this.deps.service.imagine(this.requester(interaction), parsed, reply));
+  }
+
+  /**
+   * /imagine-settings: Discord shows it to Manage Server only, but a server can give the command to others, so the
+   * member's permission is checked here too. Acknowledged (ephemeral) before the settings are read or written.
+   */
+  private async onSettings(interaction: ChatInputCommandInteraction): Promise<void> {
+    if (!interaction.inGuild()) return this.refuse(interaction, { code: 'no_server' });
+    if (!interaction.memberPermissions.has(PermissionFlagsBits.ManageGuild)) return this.refuse(interaction, { code: 'not_admin' });
+    const values = Object.fromEntries(interaction.options.data.map((option) => [option.name, option.value]));
+    const parsed = imagineSettings.parse(values, this.deps.commandContext());
+    if (isRefusal(parsed)) return this.refuse(interaction, parsed);
+    await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+    const result = this.deps.service.serverSettings(this.requester(interaction), parsed.kind === 'change' ? parsed.change : undefined);
+    const content = result.ok
+      ? `${parsed.kind === 'change' ? (result.changed.length > 0 ? 'Saved; this applies to the next request here.\n' : 'Nothing changed.\n') : ''}${describeSettings(result.settings, { escape: escapeDiscord, channel: (id) => `<#${id}>` })}`
+      : refusalText(result.refusal);
+    await interaction.editReply({ content, allowedMentions: { parse: [] } });
   }
 
   private async onButton(interaction: ButtonInteraction): Promise<void> {

@@ -7,13 +7,14 @@ import { App, LogLevel, type BlockAction, type ButtonAction as SlackButton, type
 import { flagUsage, parseFlags } from '../../../commands/flags.js';
 import { isRefusal, type CommandContext } from '../../../commands/index.js';
 import imagine from '../../../commands/imagine.js';
+import imagineSettings, { describeSettings } from '../../../commands/imagine-settings.js';
 import type { Job } from '../../core/jobs.js';
 import { refusalText, type Refusal } from '../../core/refusal.js';
 import type { PlatformAdapter, Requester, ResultDelivery, Service, StatusUpdate, Submission } from '../../core/service.js';
 import type { Logger } from '../../logger.js';
 import { parseButtonId } from '../button-ids.js';
 import { StatusThrottle } from '../status-throttle.js';
-import { slackTextToPlain } from '../escape.js';
+import { escapeSlack, slackTextToPlain } from '../escape.js';
 import { buttonsText, failureText, fileTitle, resultBlocks, resultComment, statusBlocks, usageText } from './blocks.js';
 import { createSlackReceiver } from './receiver.js';
 import { actionRequester, commandRequester } from './requester.js';
@@ -73,6 +74,9 @@ export class SlackBot implements PlatformAdapter {
     this.app.command(`/${imagine.name}`, async ({ command, ack }) => {
       await this.onImagine(command, ack);
     });
+    this.app.command(`/${imagineSettings.name}`, async ({ command, ack, respond, client }) => {
+      await this.onSettings(command, ack, respond, (user) => client.users.info({ user }));
+    });
     this.app.action<BlockAction<SlackButton>>(/^v1:/, async ({ action, body, ack, respond }) => {
       await ack();
       await this.onButton(action, body, respond);
@@ -121,6 +125,39 @@ export class SlackBot implements PlatformAdapter {
     const update: StatusUpdate = submission.position > 0 ? { state: 'queued', position: submission.position } : { state: 'running' };
     await ack({ response_type: 'ephemeral', ...statusBlocks(submission.job, update) });
     this.status.shown(submission.job.id);
+  }
+
+  /**
+   * /imagine-settings: for workspace admins and owners (users.info `is_admin` / `is_owner`), asked after the ack.
+   * Channel tags stay ids (`<#C…|name>` → `C…`), so an admin can name channels by mentioning them.
+   */
+  private async onSettings(
+    command: SlashCommand,
+    ack: (response?: { response_type: 'ephemeral'; text: string }) => Promise<void>,
+    respond: RespondFn,
+    userInfo: (user: string) => Promise<{ user?: { is_admin?: boolean; is_owner?: boolean } }>,
+  ): Promise<void> {
+    const context = this.deps.commandContext();
+    const text = slackTextToPlain(command.text.replace(/<#([A-Z0-9]+)(?:\|[^<>]*)?>/g, '$1')).trim();
+    const flags = text === '' ? { kind: 'values' as const, values: {} } : parseFlags(imagineSettings, text, context);
+    if (flags.kind !== 'values') {
+      return ack({ response_type: 'ephemeral', text: usageText(flagUsage(imagineSettings, context), flags.kind === 'error' ? flags.message : undefined) });
+    }
+    const action = imagineSettings.parse(flags.values, context);
+    if (isRefusal(action)) return ack({ response_type: 'ephemeral', text: refusalText(action) });
+    await ack();
+    const answer = (reply: string) => respond({ response_type: 'ephemeral', replace_original: false, text: reply });
+    try {
+      const { user } = await userInfo(command.user_id);
+      if (user?.is_admin !== true && user?.is_owner !== true) return void (await answer(refusalText({ code: 'not_admin' })));
+      const result = this.deps.service.serverSettings(commandRequester(command), action.kind === 'change' ? action.change : undefined);
+      if (!result.ok) return void (await answer(refusalText(result.refusal)));
+      const saved = action.kind === 'change' ? (result.changed.length > 0 ? 'Saved; this applies to the next request here.\n' : 'Nothing changed.\n') : '';
+      await answer(`${saved}${describeSettings(result.settings, { escape: escapeSlack, channel: (id) => `<#${id}>` })}`);
+    } catch (error) {
+      this.logger.error({ err: error, user: command.user_id }, 'handling /imagine-settings failed');
+      await answer(refusalText({ code: 'generation_failed' })).catch(() => undefined);
+    }
   }
 
   private async onButton(action: SlackButton, body: BlockAction, respond: RespondFn): Promise<void> {

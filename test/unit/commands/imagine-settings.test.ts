@@ -48,7 +48,7 @@ describe('/imagine-settings', () => {
   });
 
   it('reads Slack text flags against the same options', () => {
-    const parsed = parseFlags(settings as never, 'x --block dragon --safety hide --quota 12', context);
+    const parsed = parseFlags(settings, 'x --block dragon --safety hide --quota 12', context);
     expect(parsed.kind).toBe('values');
     if (parsed.kind === 'values') expect(settings.parse(parsed.values, context)).toEqual({ kind: 'change', change: { blockWords: ['dragon'], safetyMode: 'hide', dailyQuota: 12 } });
   });
@@ -64,8 +64,8 @@ describe('/imagine-settings', () => {
       Default steps: 4 (default)"
     `);
     store.change(server, 'U1', { blockWords: ['dragon'], allowChannels: ['C1'], safetyMode: 'hide', dailyQuota: 20, defaultSteps: 2 });
-    expect(describeSettings(store.settings(server), (id) => `<#${id}>`)).toMatchInlineSnapshot(`
-      "Blocked words added here: dragon (the bot’s own list applies too)
+    expect(describeSettings(store.settings(server), { channel: (id) => `<#${id}>`, escape: (word) => word.toUpperCase() })).toMatchInlineSnapshot(`
+      "Blocked words added here: DRAGON (the bot’s own list applies too)
       Allowed channels: <#C1>
       Safety: hide
       Daily quota: 20 images
