@@ -10,7 +10,7 @@ import { createLimits, type Limits } from './core/limits.js';
 import { createFairQueue } from './core/queue.js';
 import { randomSeed } from './core/request.js';
 import { createService, type Service } from './core/service.js';
-import { createSettingsStore, type SettingsStore } from './core/settings.js';
+import { createSettingsStore, type ServerKey, type SettingsStore } from './core/settings.js';
 import { createEngine, type Engine } from './diffusion/index.js';
 import type { Logger } from './logger.js';
 import { createDiscord, type DiscordBot } from './platforms/discord/bot.js';
@@ -77,7 +77,11 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
     },
     { engine, store, limits, queue: createFairQueue(), images, logger, settings },
   );
-  const commandContext = (): CommandContext => ({ installedSteps: engine.info?.steps ?? [], defaults: defaults(), randomSeed });
+  // a server's own default step count, when its admins set one (the settings keep it to an installed count)
+  const commandContext = (server?: ServerKey): CommandContext => {
+    const own = server ? settings.settings(server) : undefined;
+    return { installedSteps: engine.info?.steps ?? [], defaults: { ...defaults(), ...(own?.own.defaultSteps ? { steps: own.defaultSteps } : {}) }, randomSeed };
+  };
   const discord = config.discord ? createDiscord(config.discord, { service, logger, commandContext }) : undefined;
   const slack = config.slack ? createSlack(config.slack, { service, logger, commandContext }) : undefined;
   let started = { engine: false, limits: false, discord: false, slack: false };

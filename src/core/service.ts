@@ -316,10 +316,13 @@ export class Service {
   }
 
   private subject(job: Pick<Job, 'platform' | 'userId' | 'guildId' | 'request'>): LimitSubject {
+    const server = serverOf(job);
     return {
       userKey: userKey(job),
       guildKey: job.guildId === null ? null : `${job.platform}:${job.guildId}`,
       images: job.request.count,
+      // the server's own daily quota, when its admins set one
+      ...(server && this.deps.settings ? { dailyQuota: this.deps.settings.settings(server).dailyQuota } : {}),
     };
   }
 

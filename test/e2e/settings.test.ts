@@ -109,6 +109,18 @@ describe('/imagine-settings on Discord', () => {
     expect(app.settings.settings({ platform: 'discord', guildId: GUILD })).toMatchObject({ safetyMode: 'hide', defaultSteps: 2 });
   });
 
+  it('uses the server’s default steps and enforces its daily quota', async () => {
+    const made = await discord.sendCommand({ name: 'imagine', options: [{ name: 'prompt', type: 3, value: 'a lighthouse' }], user: member, guildId: GUILD, channelId: CHANNEL }).waitForOriginal((m) => m.attachments.length > 0, 60_000);
+    expect(made.content).toContain('· 2 steps ·');
+    const other = await discord.sendCommand({ name: 'imagine', options: [{ name: 'prompt', type: 3, value: 'a lighthouse' }], user: member, guildId: OTHER_GUILD, channelId: OTHER_CHANNEL }).waitForOriginal((m) => m.attachments.length > 0, 60_000);
+    expect(other.content).toContain('· 1 step ·');
+
+    expect(await answer(settings(admin, [{ name: 'quota', type: 3, value: '1' }], adminPermissions))).toContain('Daily quota: 1 images');
+    expect(await refusal(GUILD, CHANNEL, 'a lighthouse')).toBeUndefined();
+    expect(await refusal(GUILD, CHANNEL, 'a lighthouse')).toMatch(/^This server has used its 1 images for today; try again in /);
+    expect(await refusal(OTHER_GUILD, OTHER_CHANNEL, 'a lighthouse')).toBeUndefined();
+  });
+
   it('says what to fix for a bad value, and refuses in a DM', async () => {
     expect(await answer(settings(admin, [{ name: 'quota', type: 3, value: 'lots' }], adminPermissions))).toBe('Quota must be a whole number from 1 to 1000000, or default.');
     const dm = discord.sendCommand({ name: 'imagine-settings', options: [], user: admin });

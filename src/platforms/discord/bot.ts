@@ -39,7 +39,7 @@ export type DiscordConfig = {
   registerCommands?: boolean;
 };
 
-export type DiscordDeps = { service: Service; logger: Logger; commandContext: () => CommandContext; now?: () => number };
+export type DiscordDeps = { service: Service; logger: Logger; commandContext: (server?: { platform: 'discord' | 'slack'; guildId: string }) => CommandContext; now?: () => number };
 
 /** What a Discord job keeps in the store to deliver its result, even after a restart. */
 type DiscordReply = {
@@ -140,7 +140,7 @@ export class DiscordBot implements PlatformAdapter {
 
   private async onImagine(interaction: ChatInputCommandInteraction): Promise<void> {
     const values = Object.fromEntries(interaction.options.data.map((option) => [option.name, option.value]));
-    const parsed = imagine.parse(values, this.deps.commandContext());
+    const parsed = imagine.parse(values, this.deps.commandContext(interaction.guildId ? { platform: 'discord', guildId: interaction.guildId } : undefined));
     if (isRefusal(parsed)) return this.refuse(interaction, parsed);
     await this.acknowledge(interaction, (reply) => this.deps.service.imagine(this.requester(interaction), parsed, reply));
   }

@@ -31,7 +31,7 @@ export type SlackConfig = {
   apiUrl?: string;
 };
 
-export type SlackDeps = { service: Service; logger: Logger; commandContext: () => CommandContext; now?: () => number };
+export type SlackDeps = { service: Service; logger: Logger; commandContext: (server?: { platform: 'discord' | 'slack'; guildId: string }) => CommandContext; now?: () => number };
 
 /**
  * What a Slack job keeps in the store to report on and deliver its result. `ownsOriginal`: the response_url's
@@ -105,7 +105,7 @@ export class SlackBot implements PlatformAdapter {
   // ——— listeners ———
 
   private async onImagine(command: SlashCommand, ack: (response?: { response_type: 'ephemeral'; text: string; blocks?: unknown[] }) => Promise<void>): Promise<void> {
-    const context = this.deps.commandContext();
+    const context = this.deps.commandContext({ platform: 'slack', guildId: command.team_id });
     const parsed = parseFlags(imagine, slackTextToPlain(command.text), context);
     if (parsed.kind !== 'values') {
       const usage = flagUsage(imagine, context);
