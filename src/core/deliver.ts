@@ -139,7 +139,7 @@ export class Deliverer {
 
   /**
    * Decides and records what happens to each image (SAFETY=on): by the verdicts, the server's mode and the place.
-   * Images without a verdict (a runner that does not check) are posted and recorded as not checked.
+   * Images without a verdict (a runner that does not check) count as flagged and are recorded as not checked.
    */
   private decide(job: Job, count: number, verdicts: readonly (ImageVerdict | undefined)[] | undefined): SafetyDecision[] | undefined {
     const rule = this.deps.safety?.(job);
@@ -147,8 +147,7 @@ export class Deliverer {
     const place = { platform: job.platform, nsfwChannel: job.nsfwChannel, direct: isDirect(job), dmAllowed: rule.dmAllowed };
     const decisions = decideImages(rule.mode, place, Array.from({ length: count }, (_, i) => verdicts?.[i]));
     this.deps.store.setSafety(job.id, decisions);
-    const flagged = decisions.filter((d) => d.flagged);
-    if (flagged.length > 0) this.logger.info({ job: job.id, decisions }, 'the safety check flagged images');
+    if (decisions.some((d) => d.flagged !== false)) this.logger.info({ job: job.id, decisions }, 'the safety check flagged images, or could not check them');
     return decisions;
   }
 

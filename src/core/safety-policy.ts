@@ -34,19 +34,20 @@ export type SafetyDecision = { action: ImageAction; reason: SafetyReason; flagge
 const CAN_BLUR: ReadonlySet<string> = new Set(['discord', 'web']);
 
 /**
- * The rule: a safe or unchecked image is posted; so is a flagged one where members asked for such images (an
- * age-restricted Discord channel, or a DM when DMs are allowed) or when the server turned the check off; anywhere
- * else it follows the server's mode, and a spoiler where the platform cannot blur becomes a placeholder.
+ * The rule: a safe image is posted; so is a flagged one where members asked for such images (an age-restricted
+ * Discord channel, or a DM when DMs are allowed) or when the server turned the check off; anywhere else it follows
+ * the server's mode, and a spoiler where the platform cannot blur becomes a placeholder. An image that was not
+ * checked (a runner without the classifier) is treated as flagged: with SAFETY=on nothing unchecked is posted openly.
  */
 export function decideImage(mode: SafetyMode, place: SafetyPlace, verdict: ImageVerdict | undefined): SafetyDecision {
   const record = (action: ImageAction, reason: SafetyReason): SafetyDecision => ({ action, reason, flagged: verdict?.flagged ?? null, score: verdict?.score ?? null });
-  if (!verdict) return record('post', 'not_checked');
-  if (!verdict.flagged) return record('post', 'safe');
+  if (verdict && !verdict.flagged) return record('post', 'safe');
   if (mode === 'off') return record('post', 'mode_off');
   if (place.nsfwChannel && place.platform === 'discord') return record('post', 'nsfw_channel');
   if (place.direct && place.dmAllowed) return record('post', 'allowed_dm');
-  if (mode === 'spoiler' && !CAN_BLUR.has(place.platform)) return record('hide', 'cannot_blur');
-  return record(mode, 'server_mode');
+  const action: ImageAction = mode === 'spoiler' && !CAN_BLUR.has(place.platform) ? 'hide' : mode;
+  if (!verdict) return record(action, 'not_checked');
+  return record(action, action === mode ? 'server_mode' : 'cannot_blur');
 }
 
 /** Every image of a result, in order. */

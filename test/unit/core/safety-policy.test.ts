@@ -6,9 +6,11 @@ const flagged = { flagged: true, score: 0.93 };
 const safe = { flagged: false, score: 0.04 };
 
 describe('the safety rule', () => {
-  it('posts safe and unchecked images everywhere', () => {
+  it('posts safe images everywhere, and treats an unchecked one as flagged', () => {
     expect(decideImage('hide', place(), safe)).toEqual({ action: 'post', reason: 'safe', flagged: false, score: 0.04 });
-    expect(decideImage('hide', place(), undefined)).toEqual({ action: 'post', reason: 'not_checked', flagged: null, score: null });
+    expect(decideImage('hide', place(), undefined)).toEqual({ action: 'hide', reason: 'not_checked', flagged: null, score: null });
+    expect(decideImage('spoiler', place({ platform: 'slack' }), undefined)).toMatchObject({ action: 'hide', reason: 'not_checked' });
+    expect(decideImage('spoiler', place({ nsfwChannel: true }), undefined)).toMatchObject({ action: 'post', reason: 'nsfw_channel' });
   });
 
   it('posts a flagged image as it is in an age-restricted Discord channel, an allowed DM, or with the check off', () => {
