@@ -14,11 +14,25 @@ async function main(): Promise<void> {
   const runs = Number(process.env.BENCH_RUNS ?? 5);
   const allowCpu = process.argv.includes('--allow-cpu');
   console.log(`machine: ${await machineLine()}`);
-  const pipeline = await loadPipeline(
-    { modelDir: config.modelDir, provider: allowCpu ? config.provider : 'cuda', deviceId: config.cudaDeviceId, cpuThreads: config.cpuThreads },
-    (level, message) => (level === 'info' ? undefined : console.warn(`${level}: ${message}`)),
-  );
-  console.log(`provider ${pipeline.provider}, model ${config.modelDir}, step counts ${pipeline.steps.join(', ')}, ${runs} runs after one warm-up`);
+  let pipeline: Awaited<ReturnType<typeof loadPipeline>>;
+  try {
+    pipeline = await loadPipeline(
+      { modelDir: config.modelDir, provider: allowCpu ? (config.provider === 'cuda' ? 'auto' : config.provider) : 'cuda', deviceId: config.cudaDeviceId, cpuThreads: config.cpuThreads },
+      (level, message) => (level === 'info' ? undefined : console.warn(`${level}: ${message}`)),
+    );
+  } catch (error) {
+    // one plain sentence, not a stack trace: the usual reason is a missing or mismatched CUDA library
+    const reason = (error as Error).message.replace(/^EXECUTION_PROVIDER=cuda, but /, '').replace(/\.$/, '');
+    const cuda = /CUDA is not usable/.test((error as Error).message);
+    console.error(
+      cuda
+        ? `CUDA did not load, so nothing was measured: ${reason.replace(/^CUDA is not usable: /, '')}. \`npm run doctor\` lists what is missing; \`npm run bench:gpu -- --allow-cpu\` measures the CPU instead.`
+        : `The models did not load, so nothing was measured: ${(error as Error).message}`,
+    );
+    process.exitCode = 1;
+    return;
+  }
+  console.log(`provider really used: ${pipeline.provider}${pipeline.provider === 'cpu' ? ' (CUDA did not load; see the warning above)' : ''}, model ${config.modelDir}, step counts ${pipeline.steps.join(', ')}, ${runs} runs after one warm-up`);
   console.log('steps batch | text    | UNet per step | VAE     | PNG     | total   | images/s');
   for (const steps of pipeline.steps) {
     for (const batch of [1, 4]) {

@@ -22,9 +22,10 @@ import { JobStore, type Job } from '../src/core/jobs.js';
 import { createLimits, type LimitsConfig } from '../src/core/limits.js';
 import { createFairQueue, type FairQueue } from '../src/core/queue.js';
 import type { RefusalCode } from '../src/core/refusal.js';
-import type { Aspect, GenerationRequest } from '../src/core/request.js';
+import { ASPECT_SIZES, type Aspect, type GenerationRequest } from '../src/core/request.js';
 import { createService, type PlatformAdapter, type Requester, type ServiceDeps, type Submission } from '../src/core/service.js';
-import { createEngine } from '../src/diffusion/index.js';
+import { createEngine, type EngineOptions } from '../src/diffusion/index.js';
+import { composeGrid, encodeForUpload } from '../src/render/index.js';
 import { createLogger } from '../src/logger.js';
 import { machineLine } from './stats.js';
 import type { PixelMode, WaitMode } from './standin-worker.js';
@@ -45,6 +46,7 @@ const NUMERIC_FLAGS = {
   'text-ms': { fallback: '5', pattern: DECIMAL, least: 0, meaning: 'stand-in text encoders ms per request' },
   'probe-ms': { fallback: '100', pattern: DECIMAL, least: 1, meaning: 'mean ms between probe commands' },
   seed: { fallback: '1', pattern: WHOLE, least: 0, meaning: 'seed of every simulated choice' },
+  'engine-seconds': { fallback: '15', pattern: WHOLE, least: 0, meaning: 'wall time of each engine-alone run (0 skips them)' },
 } as const satisfies Record<string, { fallback: string; pattern: RegExp; least: number; meaning: string }>;
 
 type NumericFlag = keyof typeof NUMERIC_FLAGS;
@@ -314,10 +316,7 @@ async function runLoad(settings: Settings, workerPath: string): Promise<Measured
   const store = new JobStore(join(dir, 'jobs.sqlite'));
   const images = new ImageCache(join(dir, 'images'), IMAGE_CACHE_BYTES);
   const limits = createLimits(LIMITS, { logger });
-  const workerArgs = [
-    ...['--ms-per-step', String(settings['ms-per-step']), '--vae-ms', String(settings['vae-ms']), '--text-ms', String(settings['text-ms'])],
-    ...['--wait', settings.wait, '--pixels', settings.pixels, '--busy-log', busyLog],
-  ];
+  const workerArgs = standinArgs(settings, busyLog);
   const engine = createEngine(
     { modelDir: '(stand-in)', provider: 'cuda', deviceId: 0 },
     { logger, startWorker: () => fork(workerPath, workerArgs, { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }) },
@@ -648,6 +647,99 @@ function report(settings: Settings, measured: Measured): void {
   console.log(`refusals: ${refusals.size ? [...refusals].map(([key, count]) => `${count} ${key}`).join(', ') : 'none'}; warnings and errors logged: ${measured.logged.count}${measured.logged.first.length ? ` (${measured.logged.first.join('; ')})` : ''}`);
 }
 
+// ——— the engine alone ———
+
+/** The stand-in worker's arguments for a run that logs its busy times to `busyLog`. */
+function standinArgs(settings: Settings, busyLog: string): string[] {
+  return [
+    ...['--ms-per-step', String(settings['ms-per-step']), '--vae-ms', String(settings['vae-ms']), '--text-ms', String(settings['text-ms'])],
+    ...['--wait', settings.wait, '--pixels', settings.pixels, '--busy-log', busyLog],
+  ];
+}
+
+/**
+ * The engine under a queue that never empties, without the service: a runner posts whenever `canTake` allows (as the
+ * service does once it asks), and composes and encodes each grid on this thread as the service does. Returns the
+ * worker's busy share of the window, and the jobs and transfer times seen.
+ */
+async function runEngineAlone(
+  settings: Settings,
+  workerPath: string,
+  options: Pick<EngineOptions, 'commitAhead' | 'pixelTransfer'>,
+): Promise<{ duty: number; jobs: number; transferMs: number[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-engine-'));
+  const busyLog = join(dir, 'busy.log');
+  const engine = createEngine(
+    { modelDir: '(stand-in)', provider: 'cuda', deviceId: 0, ...options },
+    { logger: createLogger({ level: 'warn' }), startWorker: () => fork(workerPath, standinArgs(settings, busyLog), { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }) },
+  );
+  const random = new Mulberry32(settings.seed);
+  const transferMs: number[] = [];
+  let jobs = 0;
+  let active = true;
+  const inFlight = new Set<Promise<void>>();
+  const next = (): Parameters<typeof engine.generate>[0] => {
+    const { width, height } = ASPECT_SIZES[random.weighted(ASPECT_WEIGHTS)];
+    const count = random.weighted(COUNT_WEIGHTS);
+    return { prompt: PROMPTS[0], steps: random.weighted(STEP_WEIGHTS), width, height, images: Array.from({ length: count }, (_, i) => ({ seed: i })) };
+  };
+  let pending = next();
+  const feed = (): void => {
+    while (active && engine.canTake(pending.steps)) {
+      const job = engine.generate(pending).then(async (output) => {
+        transferMs.push(output.transfer?.ms ?? Number.NaN);
+        await new Promise((resolve) => setImmediate(resolve));
+        const image = output.images.length === 1 ? output.images[0] : composeGrid(output.images);
+        await encodeForUpload(image, UPLOAD_LIMIT_BYTES);
+        jobs++;
+      });
+      inFlight.add(job);
+      void job.finally(() => inFlight.delete(job));
+      pending = next();
+    }
+  };
+  try {
+    await engine.start();
+    const stop = engine.onChange(feed);
+    const windowStart = clock();
+    feed();
+    await sleep(settings['engine-seconds'] * 1000);
+    active = false;
+    const windowEnd = clock();
+    stop();
+    await Promise.allSettled([...inFlight]);
+    await engine.close();
+    const busy: Interval[] = readFileSync(busyLog, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [start, end] = line.split(' ').map(Number);
+        return [start, end] as const;
+      });
+    return { duty: overlapMs(busy, [[windowStart, windowEnd]]) / (windowEnd - windowStart), jobs, transferMs };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function reportEngineAlone(settings: Settings, workerPath: string): Promise<void> {
+  if (settings['engine-seconds'] === 0) return;
+  const ways = [
+    { name: 'before: one request at a time, pixels inside the IPC message', options: { commitAhead: false, pixelTransfer: 'message' } },
+    { name: 'after: one committed ahead, pixels through a tmpfs file', options: { commitAhead: true, pixelTransfer: 'shared-file' } },
+  ] as const;
+  const duties: number[] = [];
+  for (const way of ways) {
+    const { duty, jobs, transferMs } = await runEngineAlone(settings, workerPath, way.options);
+    duties.push(duty);
+    console.log(
+      `engine alone, queue never empty, ${settings['engine-seconds']} s, ${way.name}: worker busy ${percent(duty)} (goal ≥ 98 %); ${jobs} jobs; ` +
+        `pixels worker → bot p50 ${ms(percentile(transferMs, 50))}, p95 ${ms(percentile(transferMs, 95))}`,
+    );
+  }
+  console.log(`engine alone, ratio in this run: idle share ${((1 - duties[0]) / (1 - duties[1])).toFixed(1)}× smaller with one committed ahead`);
+}
+
 async function main(): Promise<void> {
   const settings = readSettings(process.argv.slice(2));
   const workerPath = fileURLToPath(new URL('./standin-worker.js', import.meta.url));
@@ -668,6 +760,7 @@ async function main(): Promise<void> {
       `modelled mean ${ms(modelledJobMs)} per job → capacity ${perMinute(1, modelledJobMs)} jobs/min, ${perMinute(meanImages, modelledJobMs)} images/min`,
   );
   report(settings, await runLoad(settings, workerPath));
+  await reportEngineAlone(settings, workerPath);
 }
 
 await main();

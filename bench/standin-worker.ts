@@ -9,7 +9,8 @@
 // busy-waits, for a worker that spins on the CUDA stream (it then takes a CPU core from the bot while it runs).
 // `--pixels photo` (default) copies windows of a smooth, dithered texture, so PNG and WebP take about as long as on real
 // images; `--pixels flat` fills each image with one colour, which sharp encodes almost for free.
-// Like the real worker it handles one message at a time and finishes sending a result before it reads the next request.
+// Like the real worker it handles one message at a time and sends pixels as the engine asked (a shared-memory file
+// written off its thread, or the bytes inside the message, finished before it reads the next request).
 // Each generation appends "startMs endMs images steps" to `--busy-log` (epoch ms from performance.timeOrigin, which
 // agrees with the bot process's to about half a millisecond), so the bench can tell when this process was busy.
 
@@ -19,7 +20,8 @@ import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/pr
 import { parseArgs } from 'node:util';
 import { valueNoise } from './texture.js';
 import type { PipelineRequest, StageTimings } from '../src/diffusion/pipeline.js';
-import type { FromWorker, SerializedError, ToWorker, WorkerImage } from '../src/diffusion/protocol.js';
+import { packPixels } from '../src/diffusion/pixel-transfer.js';
+import type { FromWorker, PixelTransferMode, SerializedError, ToWorker, WorkerImage } from '../src/diffusion/protocol.js';
 
 if (!process.send) throw new Error('standin-worker.js runs as a child process started by bench/load.js, with an IPC channel');
 
@@ -71,6 +73,8 @@ function readSettings(argv: readonly string[]): Settings {
 }
 
 const settings = readSettings(process.argv.slice(2));
+let pixelFolder = '';
+let pixelTransfer: PixelTransferMode = 'shared-file';
 const epochMs = (at: number): number => performance.timeOrigin + at;
 
 const send = (message: FromWorker): Promise<void> =>
@@ -156,10 +160,10 @@ async function generate(id: number, request: PipelineRequest): Promise<void> {
     return;
   }
   const started = performance.now();
+  void send({ type: 'progress', id, event: { stage: 'text', step: 0, steps: request.steps } });
   let deadline = started + settings.textMs;
   await waitUntil(deadline);
   const textMs = performance.now() - started;
-  void send({ type: 'progress', id, event: { stage: 'text', step: 1, steps: 1 } });
 
   const unetStepMs: number[] = [];
   for (let step = 1; step <= request.steps; step++) {
@@ -174,7 +178,7 @@ async function generate(id: number, request: PipelineRequest): Promise<void> {
   deadline += settings.vaeMs * count;
   await waitUntil(deadline);
   const vaeMs = performance.now() - vaeStarted;
-  void send({ type: 'progress', id, event: { stage: 'vae', step: 1, steps: 1 } });
+  void send({ type: 'progress', id, event: { stage: 'vae', step: request.steps, steps: request.steps } });
 
   const hostStarted = performance.now();
   const images = request.images.map((noise, index) => makeImage(request.width, request.height, noise.seed, index));
@@ -189,13 +193,24 @@ async function generate(id: number, request: PipelineRequest): Promise<void> {
     hostMs: finished - hostStarted,
   };
   appendFileSync(settings.busyLog, `${epochMs(started)} ${epochMs(finished)} ${count} ${request.steps}\n`);
-  await send({ type: 'result', id, images, timings, truncated: false, prediction: 'epsilon' });
+  const delivery = (async () => {
+    const pixels = await packPixels(pixelTransfer, pixelFolder, id, images, () => {});
+    const shapes = images.map(({ width, height }) => ({ width, height }));
+    await send({ type: 'result', id, shapes, pixels, readyAt: epochMs(finished), timings, truncated: false, prediction: 'epsilon' });
+  })();
+  deliveries = Promise.all([deliveries, delivery]).then(() => undefined);
+  if (pixelTransfer === 'message') await delivery;
 }
+
+/** Results still being written; close waits for them. */
+let deliveries: Promise<void> = Promise.resolve();
 
 
 async function handle(message: ToWorker): Promise<void> {
   switch (message.type) {
     case 'start':
+      pixelFolder = message.pixelFolder;
+      pixelTransfer = message.pixelTransfer;
       if (settings.pixels === 'photo') texture = photoTexture(TEXTURE_SIDE);
       await send({ type: 'ready', provider: 'cuda', steps: [...INSTALLED_STEPS], modelDir: '(stand-in)' });
       return;
@@ -208,6 +223,7 @@ async function handle(message: ToWorker): Promise<void> {
       }
       return;
     case 'close':
+      await deliveries;
       await send({ type: 'closed' });
       process.exit(0);
   }

@@ -4,7 +4,7 @@
 import type { GenerationRequest } from '../src/core/request.js';
 import type { Refusal } from '../src/core/refusal.js';
 import imagine from './imagine.js';
-import imagineSettings from './imagine-settings.js';
+import imagineSettings, { type SettingsAction } from './imagine-settings.js';
 
 export type OptionKind = 'string' | 'integer';
 
@@ -46,8 +46,30 @@ export type CommandDefinition<Parsed = GenerationRequest> = {
   parse(values: OptionValues, context: CommandContext): Parsed | Refusal;
 };
 
-export const COMMANDS = [imagine, imagineSettings] as const satisfies readonly CommandDefinition<unknown>[];
+/** The commands that make images: each parses into a request for the service. */
+export const COMMANDS = [imagine] as const satisfies readonly CommandDefinition[];
+
+/**
+ * The commands that configure the bot for a server (its admins only): registered beside COMMANDS on every platform,
+ * each routed to its own handler, since they make no request.
+ */
+export const ADMIN_COMMANDS = [imagineSettings] as const satisfies readonly CommandDefinition<SettingsAction>[];
 
 export function isRefusal<T extends object>(value: T | Refusal): value is Refusal {
   return 'code' in value;
+}
+
+/**
+ * The definition a platform routes a command name to (Discord's `commandName`, Slack's `/name` without the slash);
+ * undefined for a name the list does not hold, such as a command Discord still shows after it was removed.
+ */
+export function findCommand(commands: readonly CommandDefinition[], name: string): CommandDefinition | undefined {
+  const wanted = name.replace(/^\//, '').toLowerCase();
+  return commands.find((definition) => definition.name === wanted);
+}
+
+/** What a member sees for a command name the bot no longer has. */
+export function unknownCommandText(name: string, commands: readonly CommandDefinition[]): string {
+  const known = commands.map((definition) => `/${definition.name}`);
+  return `This bot has no /${name.replace(/^\//, '')} command any more; use ${known.length <= 1 ? known.join('') : `${known.slice(0, -1).join(', ')} or ${known[known.length - 1]}`}.`;
 }

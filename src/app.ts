@@ -2,7 +2,7 @@
 // so tests make a fresh one, talk to it for real and close it. `main.ts` only loads the config and handles signals.
 
 import { join } from 'node:path';
-import type { CommandContext } from '../commands/index.js';
+import type { CommandContext, CommandDefinition } from '../commands/index.js';
 import type { Config } from './config.js';
 import { ImageCache } from './core/image-cache.js';
 import { JobStore } from './core/jobs.js';
@@ -15,6 +15,7 @@ import { createEngine, type Engine } from './diffusion/index.js';
 import type { Logger } from './logger.js';
 import { createDiscord, type DiscordBot } from './platforms/discord/bot.js';
 import { createSlack, type SlackBot } from './platforms/slack/app.js';
+import { createWeb, type WebPlatform } from './platforms/web/server.js';
 
 export type App = {
   readonly engine: Engine;
@@ -24,6 +25,7 @@ export type App = {
   readonly settings: SettingsStore;
   readonly discord: DiscordBot | undefined;
   readonly slack: SlackBot | undefined;
+  readonly web: WebPlatform | undefined;
   /** Starts the engine (rejects with an EngineError that says what is wrong), then the platforms, then the queue. */
   start(): Promise<void>;
   /** Stops in reverse: no new work, the running image finishes, platforms disconnect, the engine and store close. */
@@ -36,8 +38,9 @@ export function defaultSteps(configured: number, installed: readonly number[]): 
   return [...installed].sort((a, b) => Math.abs(a - configured) - Math.abs(b - configured) || a - b)[0];
 }
 
-export function createApp(config: Config, deps: { logger: Logger }): App {
-  const { logger } = deps;
+/** `commands`: what the platforms register and route (default: the COMMANDS list). */
+export function createApp(config: Config, deps: { logger: Logger; commands?: readonly CommandDefinition[] }): App {
+  const { logger, commands } = deps;
   const engine = createEngine(
     {
       modelDir: config.modelDir,
@@ -82,9 +85,10 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
     const own = server ? settings.settings(server) : undefined;
     return { installedSteps: engine.info?.steps ?? [], defaults: { ...defaults(), ...(own?.own.defaultSteps ? { steps: own.defaultSteps } : {}) }, randomSeed };
   };
-  const discord = config.discord ? createDiscord(config.discord, { service, logger, commandContext }) : undefined;
-  const slack = config.slack ? createSlack(config.slack, { service, logger, commandContext }) : undefined;
-  let started = { engine: false, limits: false, discord: false, slack: false };
+  const discord = config.discord ? createDiscord(config.discord, { service, logger, commandContext, commands }) : undefined;
+  const slack = config.slack ? createSlack(config.slack, { service, logger, commandContext, commands }) : undefined;
+  const web = config.web ? createWeb({ ...config.web, dataDir: config.dataDir, modelDir: config.modelDir }, { service, store, images, logger, commandContext }) : undefined;
+  let started = { engine: false, limits: false, discord: false, slack: false, web: false };
 
   return {
     engine,
@@ -93,6 +97,7 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
     settings,
     discord,
     slack,
+    web,
     async start() {
       await engine.start();
       started.engine = true;
@@ -111,17 +116,22 @@ export function createApp(config: Config, deps: { logger: Logger }): App {
         await slack.start();
         started.slack = true;
       }
+      if (web) {
+        await web.start();
+        started.web = true;
+      }
       service.start();
     },
     async close() {
       await service.close();
+      if (started.web) await web?.close();
       if (started.slack) await slack?.close();
       if (started.discord) await discord?.close();
       if (started.limits) await limits.close();
       if (started.engine) await engine.close();
       settings.close();
       store.close();
-      started = { engine: false, limits: false, discord: false, slack: false };
+      started = { engine: false, limits: false, discord: false, slack: false, web: false };
     },
   };
 }

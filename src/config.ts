@@ -6,6 +6,7 @@ import { ASPECTS, type Aspect } from './core/request.js';
 import { PROVIDER_CHOICES, type ProviderChoice } from './diffusion/provider.js';
 import { SAFETY_MODES, type SafetyMode } from './core/safety-policy.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
+import { isLoopbackHost } from './platforms/web/host.js';
 import { maskUrlCredentials } from './redact.js';
 
 export type Config = {
@@ -26,6 +27,11 @@ export type Config = {
   discord: { token: string; applicationId: string; guildId: string | undefined; apiUrl: string | undefined } | undefined;
   /** Slack is enabled when its bot token and signing secret are set; Socket Mode with an app token, else HTTP. */
   slack: { botToken: string; signingSecret: string; appToken: string | undefined; port: number; host: string | undefined; apiUrl: string | undefined } | undefined;
+  /**
+   * The web playground and HTTP API, on unless WEB_PORT is 0. `tokens`: who may use it (each token is one member for
+   * the limits); empty only on a loopback host, where the client's address is the member.
+   */
+  web: { host: string; port: number; tokens: string[]; resultsMaxBytes: number } | undefined;
   defaults: { steps: number; count: number; aspect: Aspect };
   blockedWords: string[];
   allowedChannels: string[];
@@ -66,6 +72,10 @@ export const SETTINGS = {
   SLACK_PORT: { default: '3000', help: 'HTTP mode (no SLACK_APP_TOKEN): the port Slack’s requests arrive on, at /slack/events' },
   SLACK_HOST: { default: '', help: 'HTTP mode: the address to listen on (empty: every interface; 127.0.0.1 behind a local proxy)' },
   SLACK_API_URL: { default: '', help: "Slack Web API base URL (default Slack's), for tests against a local fake" },
+  WEB_HOST: { default: '127.0.0.1', help: 'the address the web playground and HTTP API listen on (any other than loopback needs WEB_TOKEN)' },
+  WEB_PORT: { default: '7860', help: 'the web playground and HTTP API port (0: no web)' },
+  WEB_HISTORY_MB: { default: '2048', help: 'disk space for the web history\'s delivered files; the oldest are removed beyond it' },
+  WEB_TOKEN: { default: '', help: 'comma-separated access tokens for the web (Bearer or the login form), each one member; required off loopback' },
   DEFAULT_STEPS: { default: '4', help: 'steps when a request names none (an installed step count)' },
   DEFAULT_COUNT: { default: '4', help: 'images per request when it names none, 1–4' },
   DEFAULT_ASPECT: { default: '1:1', help: `aspect ratio when a request names none: ${ASPECTS.join(', ')}` },
@@ -88,6 +98,9 @@ export const SETTINGS = {
 } as const satisfies Record<string, { default: string; help: string }>;
 
 type SettingName = keyof typeof SETTINGS;
+
+/** The shortest WEB_TOKEN accepted: 128 bits of hex. */
+const MIN_WEB_TOKEN_LENGTH = 32;
 
 /** Every bad setting at once, one sentence each. */
 export class ConfigError extends Error {
@@ -139,7 +152,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const optional = (name: SettingName): string | undefined => raw(name) || undefined;
   const userKeys = (name: SettingName): string[] => {
     const keys = list(name);
-    for (const key of keys) if (!/^(discord|slack):[A-Za-z0-9]+$/.test(key)) problems.push(`${name} entries look like discord:1234 or slack:U0123; found "${key}"`);
+    for (const key of keys) {
+      if (!/^(discord|slack):[A-Za-z0-9]+$|^web:[A-Za-z0-9.:]+$/.test(key)) problems.push(`${name} entries look like discord:1234, slack:U0123 or web:127.0.0.1; found "${key}"`);
+    }
     return keys;
   };
   const discordToken = optional('DISCORD_TOKEN');
@@ -164,6 +179,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const slackApiUrl = optional('SLACK_API_URL');
   if (slackApiUrl && !/^https?:\/\//.test(slackApiUrl)) problems.push(`SLACK_API_URL must be an http(s) URL; found "${maskUrlCredentials(slackApiUrl)}"`);
+  const webPort = integer('WEB_PORT', 0, 65535) ?? 7860;
+  const webHost = raw('WEB_HOST');
+  const webTokens = list('WEB_TOKEN');
+  // a token is never quoted: only how long it is
+  for (const token of webTokens) {
+    if (token.length < MIN_WEB_TOKEN_LENGTH || /\s/.test(token)) {
+      problems.push(`WEB_TOKEN entries must be at least ${MIN_WEB_TOKEN_LENGTH} characters without spaces (one has ${token.length}); make one with: openssl rand -hex 32`);
+    }
+  }
+  if (webPort !== 0 && !isLoopbackHost(webHost) && webTokens.length === 0) {
+    problems.push(
+      `WEB_HOST ${webHost} is reachable from other machines, so WEB_TOKEN must be set (anyone who finds the port could use the GPU): set WEB_TOKEN to a long random string (openssl rand -hex 32), or WEB_HOST=127.0.0.1, or WEB_PORT=0 to turn the web off`,
+    );
+  }
   const redisUrl = optional('REDIS_URL');
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL must start with redis:// or rediss://; found "${maskUrlCredentials(redisUrl)}"`);
 
@@ -183,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       slackToken && slackSecret
         ? { botToken: slackToken, signingSecret: slackSecret, appToken: slackAppToken, port: integer('SLACK_PORT', 0, 65535) ?? 3000, host: optional('SLACK_HOST'), apiUrl: slackApiUrl }
         : undefined,
+    web: webPort === 0 ? undefined : { host: webHost, port: webPort, tokens: webTokens, resultsMaxBytes: (integer('WEB_HISTORY_MB', 1, 10_000_000) ?? 2048) * 2 ** 20 },
     defaults: {
       steps: integer('DEFAULT_STEPS', 1, 50) ?? 4,
       count: integer('DEFAULT_COUNT', 1, 4) ?? 4,
@@ -215,7 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /** The configured tokens and secrets, for the logger to keep out of every line. */
 export function configSecrets(config: Config): string[] {
-  const secrets = [config.discord?.token, config.slack?.botToken, config.slack?.signingSecret, config.slack?.appToken];
+  const secrets = [config.discord?.token, config.slack?.botToken, config.slack?.signingSecret, config.slack?.appToken, ...(config.web?.tokens ?? [])];
   const redisPassword = config.limits.redisUrl ? /^rediss?:\/\/[^/@]*:([^/@]+)@/.exec(config.limits.redisUrl)?.[1] : undefined;
   return [...secrets, redisPassword].filter((secret): secret is string => Boolean(secret));
 }

@@ -8,10 +8,13 @@ import { prepareModelFolder } from './models-fetch/first-start.js';
 import { redactText } from './redact.js';
 import { checkPlatformAccess, explainStartError, StartError } from './start-checks.js';
 
-const NO_PLATFORM = `No chat platform is configured, so there is nothing to serve.
-  Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (and DISCORD_GUILD_ID to register commands to one server).
+const HOW_TO_ADD_CHAT = `  Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (and DISCORD_GUILD_ID to register commands to one server).
   Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, and SLACK_APP_TOKEN for Socket Mode (else HTTP on SLACK_PORT).
 Put them in .env (see .env.example) or the environment, then run npm start again; both may be set.`;
+
+const NO_PLATFORM = `WEB_PORT is 0 and no chat platform is configured, so there is nothing to serve.
+  Web: leave WEB_PORT empty (7860) or set it to a port, for the playground page and the HTTP API.
+${HOW_TO_ADD_CHAT}`;
 
 function exit(message: string): never {
   process.stderr.write(`${message.trimEnd()}\n`);
@@ -26,7 +29,7 @@ try {
   if (error instanceof ConfigError) exit(error.message);
   throw error;
 }
-if (!config.discord && !config.slack) exit(NO_PLATFORM);
+if (!config.discord && !config.slack && !config.web) exit(NO_PLATFORM);
 const modelProblem = await prepareModelFolder(config);
 if (modelProblem !== undefined) exit(modelProblem);
 
@@ -93,4 +96,8 @@ try {
   await app.close().catch(() => undefined);
   cannotStart(error);
 }
-if (!stopping) logger.info({ discord: Boolean(config.discord), slack: Boolean(config.slack) }, 'ready');
+if (!stopping) {
+  logger.info({ discord: Boolean(config.discord), slack: Boolean(config.slack), web: app.web?.url ?? false }, 'ready');
+  // with the web alone, the terminal says where it is and how to add a chat platform
+  if (app.web?.url && !config.discord && !config.slack) process.stderr.write(`Serving the web playground and API on ${app.web.url}. To add a chat platform:\n${HOW_TO_ADD_CHAT}\n`);
+}

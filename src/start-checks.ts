@@ -122,6 +122,12 @@ export function explainStartError(error: unknown, config: Config): string | unde
   // discord.js's login: the gateway information (GET /gateway/bot) answered 401
   if (error instanceof DiscordjsError && error.code === DiscordjsErrorCodes.TokenInvalid) return `Discord does not accept DISCORD_TOKEN: ${DISCORD_TOKEN_ADVICE}.`;
   const listen = error as NodeJS.ErrnoException & { port?: number };
+  if (config.web && listen.syscall === 'listen' && listen.port === config.web.port) {
+    const { host, port } = config.web;
+    if (listen.code === 'EADDRINUSE') return `WEB_PORT ${port} is in use on ${host}: stop what listens there (another image UI?), set WEB_PORT to a free port, or WEB_PORT=0 to turn the web off.`;
+    if (listen.code === 'EACCES') return `This user may not listen on WEB_PORT ${port}: ports below 1024 need privileges; set WEB_PORT to 1024 or above.`;
+    if (listen.code === 'EADDRNOTAVAIL' || listen.code === 'ENOTFOUND') return `WEB_HOST ${host} is not an address of this machine: set it to one of its addresses, or 127.0.0.1.`;
+  }
   if (config.slack && !config.slack.appToken && listen.syscall === 'listen') {
     const where = config.slack.host ?? 'every interface';
     if (listen.code === 'EADDRINUSE') return `SLACK_PORT ${config.slack.port} is in use on ${where}: stop what listens there, or set SLACK_PORT to a free port.`;

@@ -227,6 +227,17 @@ export class JobStore {
     this.db.prepare("UPDATE jobs SET status = 'delivering', timings = ?, worker = ? WHERE id = ?").run(JSON.stringify(timings), worker, id);
   }
 
+  /**
+   * One member's jobs on one platform, newest first: at most `limit`, and only those made before `before` (a
+   * `createdAt`) when given, so a history can be paged.
+   */
+  recentFor(platform: Platform, userId: string, options: { limit: number; before?: number }): Job[] {
+    const rows = this.db
+      .prepare('SELECT * FROM jobs WHERE platform = ? AND user_id = ? AND created_at < ? ORDER BY created_at DESC, rowid DESC LIMIT ?')
+      .all(platform, userId, options.before ?? Number.MAX_SAFE_INTEGER, options.limit) as Row[];
+    return rows.map(fromRow);
+  }
+
   markRunning(id: string): void {
     this.db.prepare("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?").run(this.now(), id);
   }

@@ -42,8 +42,8 @@ export function isSeed(value: number): value is Seed {
   return Number.isSafeInteger(value) && value >= 0;
 }
 
-export type Platform = 'discord' | 'slack';
-export const PLATFORMS = ['discord', 'slack'] as const satisfies readonly Platform[];
+export type Platform = 'discord' | 'slack' | 'web';
+export const PLATFORMS = ['discord', 'slack', 'web'] as const satisfies readonly Platform[];
 
 /** Most images in one request: a 2×2 grid. */
 export const MAX_IMAGES = 4;

@@ -11,7 +11,7 @@ export type ImageAction = 'post' | 'spoiler' | 'hide';
 
 /** Where the result is posted, as far as the safety rule cares. */
 export type SafetyPlace = {
-  /** The platform's name: Discord and the web can blur an image until clicked; Slack cannot, so it hides instead. */
+  /** The platform's name: Discord can blur an image until clicked; Slack and the web page cannot, so they hide instead. */
   platform: string;
   /** A Discord channel marked age-restricted (`nsfw`); always false elsewhere. */
   nsfwChannel: boolean;
@@ -30,8 +30,8 @@ export type SafetyReason = 'not_checked' | 'safe' | 'mode_off' | 'nsfw_channel' 
 /** One image's decision as the job record keeps it. */
 export type SafetyDecision = { action: ImageAction; reason: SafetyReason; flagged: boolean | null; score: number | null };
 
-/** Platforms whose attachments can be blurred until clicked (Discord's `SPOILER_` file names, the web page's blur). */
-const CAN_BLUR: ReadonlySet<string> = new Set(['discord', 'web']);
+/** Platforms whose attachments can be blurred until clicked (Discord's `SPOILER_` file names). */
+const CAN_BLUR: ReadonlySet<string> = new Set(['discord']);
 
 /**
  * The rule: a safe image is posted; so is a flagged one where members asked for such images (an age-restricted

@@ -1,11 +1,14 @@
-// The bot's handle on the diffusion engine: owns the worker process, queues requests, restarts a dead worker.
+// The bot's handle on the diffusion engine: owns the worker process, keeps one request committed ahead of the running
+// one, times runs out, and restarts a dead or frozen worker with backoff for as long as the bot runs.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logger.js';
+import { clearPixelFolder, createPixelFolder, removePixelFolder, unpackPixels } from './pixel-transfer.js';
 import type { PipelineOptions, PipelineRequest, ProgressEvent, StageTimings } from './pipeline.js';
-import type { FailureKind, FromWorker, SerializedError, ToWorker, WorkerImage } from './protocol.js';
+import type { FailureKind, FromWorker, PixelTransferMode, ResultMessage, SerializedError, ToWorker, WorkerImage } from './protocol.js';
 import type { SafetyVerdict } from './safety.js';
 import type { PredictionType } from './scheduler.js';
 import type { ResolvedProvider } from './session.js';
@@ -15,6 +18,19 @@ export type EngineOptions = PipelineOptions & {
   startTimeoutMs?: number;
   /** How long `close()` waits for the running request before killing the worker. */
   closeTimeoutMs?: number;
+  /** The first wait before restarting a dead worker; it doubles after each failed life, up to `restartMaxDelayMs`. */
+  restartDelayMs?: number;
+  restartMaxDelayMs?: number;
+  /** A run may take this many times the median of recent runs of the same steps, size and batch before it is killed. */
+  runTimeoutMultiple?: number;
+  /** The limit while there are no recent runs to go by (the first run of a shape; a lazily loaded UNet loads then). */
+  firstRunTimeoutMs?: number;
+  /** The least limit, so a short run on a busy machine is never taken for a frozen one. */
+  minRunTimeoutMs?: number;
+  /** Keep one request waiting inside the worker while another runs (default true; false is the old way, for benchmarks). */
+  commitAhead?: boolean;
+  /** How pixels cross from the worker (default `shared-file`; `message` is the old way, for benchmarks). */
+  pixelTransfer?: PixelTransferMode;
 };
 
 export type EngineDeps = {
@@ -35,15 +51,24 @@ export type EngineAvailability =
       detail: string;
     };
 
+/** What the pixels cost to bring over from the worker: bytes, and ms from the worker having them to the bot having them. */
+export type PixelTransferCost = { bytes: number; ms: number; mode: PixelTransferMode | 'message-fallback' };
+
 export type GenerationOutput = {
   images: WorkerImage[];
   timings: StageTimings;
   truncated: boolean;
   prediction: PredictionType;
+  transfer?: PixelTransferCost;
   /** Per image, the safety classifier's verdict; absent when SAFETY=off. */
   safety?: SafetyVerdict[];
 };
 
+/**
+ * `crashed`: the worker died (or was killed) with the request posted to it; `timeout`: the request ran far longer
+ * than runs like it do, so its worker was killed; `unavailable`: the worker is restarting, so nothing was posted.
+ * These three (and `closed`) leave the job fit to run again.
+ */
 export type EngineErrorCode = FailureKind | 'crashed' | 'timeout' | 'unavailable' | 'not_started' | 'closed';
 
 /** A failed start or request. `code` says whose problem it is; `problems` lists model-folder issues. */
@@ -60,15 +85,28 @@ export class EngineError extends Error {
 
 type Pending = {
   id: number;
-  request: PipelineRequest;
+  request: PipelineRequest & { jobId?: string };
   onProgress?: (event: ProgressEvent) => void;
   resolve: (output: GenerationOutput) => void;
   reject: (error: EngineError) => void;
+  /** Armed while this request is the worker's current one. */
+  timer?: NodeJS.Timeout;
+  timedOut?: boolean;
 };
 
-/** Restarts allowed in this window before the engine gives up on a worker that keeps dying. */
-const RESTART_WINDOW_MS = 60_000;
-const MAX_RESTARTS_IN_WINDOW = 3;
+const DEFAULTS = {
+  startTimeoutMs: 600_000,
+  closeTimeoutMs: 30_000,
+  restartDelayMs: 1_000,
+  restartMaxDelayMs: 60_000,
+  runTimeoutMultiple: 5,
+  firstRunTimeoutMs: 60_000,
+  minRunTimeoutMs: 10_000,
+} as const;
+/** A worker that lived this long before dying starts the backoff over. */
+const STABLE_LIFE_MS = 60_000;
+/** Runs remembered per shape for the timeout's median. */
+const RECENT_RUNS = 9;
 
 /**
  * The worker always runs compiled JavaScript from `dist/` (Node 20 cannot start a `.ts` file): next to this file
@@ -90,59 +128,86 @@ export function startWorkerProcess(script: string): ChildProcess {
   return fork(script, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
+type State = 'new' | 'starting' | 'ready' | 'restarting' | 'closed';
+
 export class Engine {
+  /** What the last worker that started has installed; kept while a dead worker restarts. */
   info: EngineInfo | undefined;
   private readonly listeners = new Set<() => void>();
   private readonly options: EngineOptions;
+  private readonly limits: { -readonly [K in keyof typeof DEFAULTS]: number };
   private readonly logger: Logger;
   private readonly startWorker: (script: string) => ChildProcess;
+  private state: State = 'new';
   private worker: ChildProcess | undefined;
-  private readonly queue: Pending[] = [];
-  private inFlight: Pending | undefined;
+  private workerReadyAt = 0;
+  /** Requests handed to the worker, in order: the running one, then at most one committed ahead. */
+  private readonly posted: Pending[] = [];
+  /** Requests given to `generate` beyond what may be posted (callers that do not ask `canTake` first). */
+  private readonly waiting: Pending[] = [];
   private nextId = 1;
-  /** Set by the first successful start; requests made while a dead worker restarts wait for it. */
-  private started = false;
-  private closing = false;
-  private failure: EngineError | undefined;
-  private restarts: number[] = [];
+  private failedLives = 0;
+  private lastFailure: string | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly recentRuns = new Map<string, number[]>();
+  private pixelFolder: string | undefined;
   private startWaiter: { resolve: (info: EngineInfo) => void; reject: (error: EngineError) => void } | undefined;
   private closedWaiter: (() => void) | undefined;
 
   constructor(options: EngineOptions, deps: EngineDeps) {
     this.options = options;
+    this.limits = { ...DEFAULTS };
+    for (const key of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) this.limits[key] = options[key] ?? DEFAULTS[key];
     this.logger = deps.logger.child({ part: 'engine' });
     this.startWorker = deps.startWorker ?? startWorkerProcess;
   }
 
   /** Starts the worker and loads the models; rejects with an EngineError that says what is wrong. */
   async start(): Promise<EngineInfo> {
-    if (this.closing) throw new EngineError('closed', 'the engine is closed');
-    this.info = await this.spawn();
-    this.started = true;
+    if (this.state === 'closed') throw new EngineError('closed', 'the engine is closed');
+    this.state = 'starting';
+    this.pixelFolder ??= createPixelFolder();
+    try {
+      this.info = await this.spawn();
+    } catch (error) {
+      if (this.state === 'starting') this.state = 'new';
+      throw error;
+    }
+    this.state = 'ready';
     this.logger.info({ ...this.info }, 'engine ready');
     this.changed();
     return this.info;
   }
 
-  /** Queues a request; resolves with RGB images. Requests run one at a time, in the order they came. */
-  generate(request: PipelineRequest, onProgress?: (event: ProgressEvent) => void): Promise<GenerationOutput> {
-    if (this.closing) return Promise.reject(new EngineError('closed', 'the engine is shutting down'));
-    if (this.failure) return Promise.reject(this.failure);
-    if (!this.started) return Promise.reject(new EngineError('not_started', 'the engine has not started'));
+  /**
+   * Runs a request; resolves with RGB images. Requests run one at a time in the order they came; the worker holds the
+   * next one while the current one runs. Rejects with `unavailable` while a dead worker restarts (nothing is queued
+   * here for it: the caller keeps its queue and asks again when `onChange` fires), with `crashed` or `timeout` when
+   * the worker died or froze under it, and with the worker's own failure otherwise.
+   */
+  generate(request: PipelineRequest & { jobId?: string }, onProgress?: (event: ProgressEvent) => void): Promise<GenerationOutput> {
+    if (this.state === 'closed') return Promise.reject(new EngineError('closed', 'the engine is shutting down'));
+    if (this.state === 'new') return Promise.reject(new EngineError('not_started', 'the engine has not started'));
+    if (this.state !== 'ready') return Promise.reject(this.unavailable());
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, request, onProgress, resolve, reject });
+      this.waiting.push({ id: this.nextId++, request, onProgress, resolve, reject });
       this.pump();
     });
   }
 
-  /** Whether a request of this many steps would start at once: the worker is up, has them, and is idle. */
+  /** Whether a request of this many steps can be handed over now: the worker is up, has them, and holds fewer than two. */
   canTake(steps: number): boolean {
-    return this.availability(steps).state === 'ready' && Boolean(this.info?.steps.includes(steps)) && !this.inFlight && this.queue.length === 0;
+    return this.availability(steps).state === 'ready' && this.posted.length + this.waiting.length < this.slots();
   }
 
-  availability(_steps: number): EngineAvailability {
-    if (this.failure) return { state: 'unavailable', reason: 'restarting', detail: this.failure.message };
-    if (!this.info || this.startWaiter) return { state: 'unavailable', reason: 'restarting', detail: 'the engine worker is starting' };
+  availability(steps: number): EngineAvailability {
+    if (this.state === 'closed') return { state: 'unavailable', reason: 'no_worker', detail: 'the engine is closed' };
+    if (this.state !== 'ready') {
+      return { state: 'unavailable', reason: 'restarting', detail: this.lastFailure ? `the engine worker is restarting after: ${this.lastFailure}` : 'the engine worker is starting' };
+    }
+    if (!this.info?.steps.includes(steps)) {
+      return { state: 'unavailable', reason: 'no_worker', detail: `no UNet for ${steps} steps is installed; installed: ${this.info?.steps.join(', ')}` };
+    }
     return { state: 'ready' };
   }
 
@@ -151,50 +216,61 @@ export class Engine {
     return () => this.listeners.delete(listener);
   }
 
+  /** Requests given to `generate` and not yet handed to the worker. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Rejects waiting requests, lets the posted ones finish (up to `closeTimeoutMs`), then stops the worker. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.restartTimer);
+    for (const pending of this.waiting.splice(0)) pending.reject(new EngineError('closed', 'the engine is shutting down'));
+    const worker = this.worker;
+    if (worker) {
+      const closed = new Promise<void>((resolve) => {
+        this.closedWaiter = resolve;
+      });
+      this.post({ type: 'close' });
+      const timeout = setTimeout(() => worker.kill('SIGKILL'), this.limits.closeTimeoutMs);
+      await closed;
+      clearTimeout(timeout);
+    }
+    for (const pending of this.posted.splice(0)) this.settle(pending, new EngineError('closed', 'the engine shut down before the request finished'));
+    if (this.pixelFolder) removePixelFolder(this.pixelFolder);
+    this.logger.info('engine closed');
+    this.changed();
+  }
+
+  private slots(): number {
+    return this.options.commitAhead === false ? 1 : 2;
+  }
+
+  private unavailable(): EngineError {
+    return new EngineError('unavailable', this.lastFailure ? `the engine worker is restarting after: ${this.lastFailure}` : 'the engine worker is starting');
+  }
+
   private changed(): void {
     for (const listener of this.listeners) listener();
-  }
-
-  /** Requests waiting behind the running one. */
-  get waiting(): number {
-    return this.queue.length;
-  }
-
-  /** Rejects waiting requests, lets the running one finish (up to `closeTimeoutMs`), then stops the worker. */
-  async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
-    for (const pending of this.queue.splice(0)) pending.reject(new EngineError('closed', 'the engine is shutting down'));
-    const worker = this.worker;
-    if (!worker) return;
-    const closed = new Promise<void>((resolve) => {
-      this.closedWaiter = resolve;
-    });
-    this.post({ type: 'close' });
-    const timeout = setTimeout(() => worker.kill('SIGKILL'), this.options.closeTimeoutMs ?? 30_000);
-    await closed;
-    clearTimeout(timeout);
-    this.logger.info('engine closed');
   }
 
   private spawn(): Promise<EngineInfo> {
     const worker = this.startWorker(workerScript());
     this.worker = worker;
-    worker.on('message', (message: FromWorker) => this.onMessage(message));
+    worker.on('message', (message: FromWorker) => this.onMessage(worker, message));
     worker.on('error', (error) => this.logger.error({ err: error }, 'engine worker process error'));
     worker.on('exit', (code, signal) => this.onExit(worker, code, signal));
     return new Promise<EngineInfo>((resolve, reject) => {
-      const timeout = setTimeout(
-        () => {
-          this.startWaiter = undefined;
-          worker.kill('SIGKILL');
-          reject(new EngineError('model', `loading the models took longer than ${Math.round((this.options.startTimeoutMs ?? 600_000) / 1000)} s`));
-        },
-        this.options.startTimeoutMs ?? 600_000,
-      );
+      const timeout = setTimeout(() => {
+        this.startWaiter = undefined;
+        worker.kill('SIGKILL');
+        reject(new EngineError('model', `loading the models took longer than ${Math.round(this.limits.startTimeoutMs / 1000)} s`));
+      }, this.limits.startTimeoutMs);
       this.startWaiter = {
         resolve: (info) => {
           clearTimeout(timeout);
+          this.workerReadyAt = performance.now();
           resolve(info);
         },
         reject: (error) => {
@@ -203,8 +279,9 @@ export class Engine {
           reject(error);
         },
       };
-      const { startTimeoutMs: _start, closeTimeoutMs: _close, ...pipelineOptions } = this.options;
-      this.post({ type: 'start', options: pipelineOptions });
+      const { startTimeoutMs: _s, closeTimeoutMs: _c, restartDelayMs: _r, restartMaxDelayMs: _m, runTimeoutMultiple: _t, firstRunTimeoutMs: _f, minRunTimeoutMs: _n, commitAhead: _a, pixelTransfer, ...pipelineOptions } =
+        this.options;
+      this.post({ type: 'start', options: pipelineOptions, pixelFolder: this.pixelFolder!, pixelTransfer: pixelTransfer ?? 'shared-file' });
     });
   }
 
@@ -212,15 +289,42 @@ export class Engine {
     if (this.worker?.connected) this.worker.send(message);
   }
 
+  /** Hands waiting requests to the worker while it holds fewer than its slots; the first one posted is timed. */
   private pump(): void {
-    if (this.inFlight || !this.info || this.startWaiter) return;
-    const next = this.queue.shift();
-    if (!next) return;
-    this.inFlight = next;
-    this.post({ type: 'generate', id: next.id, request: next.request });
+    while (this.state === 'ready' && this.posted.length < this.slots() && this.waiting.length > 0) {
+      const next = this.waiting.shift()!;
+      this.posted.push(next);
+      this.post({ type: 'generate', id: next.id, request: next.request });
+    }
+    this.armHead();
   }
 
-  private onMessage(message: FromWorker): void {
+  /** Times the worker's current request (the first posted), from when it became current. */
+  private armHead(): void {
+    const head = this.posted[0];
+    if (!head || head.timer || this.state !== 'ready') return;
+    const limitMs = this.runLimitMs(head.request);
+    head.timer = setTimeout(() => this.timeOut(head, limitMs), limitMs);
+  }
+
+  private runLimitMs(request: PipelineRequest): number {
+    const recent = this.recentRuns.get(shapeKey(request));
+    if (!recent?.length) return this.limits.firstRunTimeoutMs;
+    return Math.max(this.limits.minRunTimeoutMs, this.limits.runTimeoutMultiple * median(recent));
+  }
+
+  private timeOut(head: Pending, limitMs: number): void {
+    if (this.posted[0] !== head || !this.worker) return;
+    head.timedOut = true;
+    this.logger.error(
+      { request: describeRequest(head.request), limitMs, pid: this.worker.pid },
+      'a run took far longer than runs like it; killing and restarting the engine worker',
+    );
+    this.worker.kill('SIGKILL');
+  }
+
+  private onMessage(worker: ChildProcess, message: FromWorker): void {
+    if (worker !== this.worker) return;
     switch (message.type) {
       case 'ready': {
         const info = { provider: message.provider, steps: message.steps, modelDir: message.modelDir };
@@ -236,15 +340,18 @@ export class Engine {
         return;
       }
       case 'progress':
-        if (this.inFlight?.id === message.id) this.inFlight.onProgress?.(message.event);
+        this.posted.find((pending) => pending.id === message.id)?.onProgress?.(message.event);
         return;
       case 'result':
       case 'failed': {
-        const pending = this.inFlight;
-        if (!pending || pending.id !== message.id) return;
-        this.inFlight = undefined;
+        const index = this.posted.findIndex((pending) => pending.id === message.id);
+        if (index < 0) return;
+        const [pending] = this.posted.splice(index, 1);
+        clearTimeout(pending.timer);
         if (message.type === 'result') {
-          pending.resolve({ images: message.images, timings: message.timings, truncated: message.truncated, prediction: message.prediction, ...(message.safety ? { safety: message.safety } : {}) });
+          this.failedLives = 0;
+          this.remember(pending.request, message.timings.totalMs);
+          this.receive(pending, message);
         } else {
           if (message.error.kind !== 'invalid_request') {
             this.logger.error({ request: describeRequest(pending.request), error: message.error }, 'generation failed');
@@ -264,54 +371,94 @@ export class Engine {
     }
   }
 
+  /** Brings the pixels over (one read of the file, or the bytes in the message) and resolves. */
+  private receive(pending: Pending, message: ResultMessage): void {
+    try {
+      const images = unpackPixels(message);
+      const bytes = images.reduce((sum, image) => sum + image.data.byteLength, 0);
+      const mode = 'ref' in message.pixels ? 'shared-file' : this.options.pixelTransfer === 'message' ? 'message' : 'message-fallback';
+      pending.resolve({
+        images,
+        timings: message.timings,
+        truncated: message.truncated,
+        prediction: message.prediction,
+        transfer: { bytes, ms: performance.timeOrigin + performance.now() - message.readyAt, mode },
+        ...(message.safety ? { safety: message.safety } : {}),
+      });
+    } catch (error) {
+      this.logger.error({ err: error, request: describeRequest(pending.request) }, 'could not read the pixels the engine worker made');
+      pending.reject(new EngineError('internal', `could not read the pixels: ${(error as Error).message}`, { cause: error }));
+    }
+  }
+
+  private remember(request: PipelineRequest, totalMs: number): void {
+    const key = shapeKey(request);
+    const recent = this.recentRuns.get(key) ?? [];
+    recent.push(totalMs);
+    if (recent.length > RECENT_RUNS) recent.shift();
+    this.recentRuns.set(key, recent);
+  }
+
+  private settle(pending: Pending, error: EngineError): void {
+    clearTimeout(pending.timer);
+    pending.reject(error);
+  }
+
   private onExit(worker: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (worker !== this.worker) return;
     this.worker = undefined;
-    if (this.closing) {
+    if (this.state === 'closed') {
       this.closedWaiter?.();
       return;
     }
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     const crashed = new EngineError('crashed', `the engine worker stopped unexpectedly (${how})`);
-    this.logger.error({ code, signal, inFlight: this.inFlight && describeRequest(this.inFlight.request) }, 'engine worker exited');
     if (this.startWaiter) {
       const waiter = this.startWaiter;
       this.startWaiter = undefined;
       waiter.reject(crashed);
       return;
     }
-    this.inFlight?.reject(crashed);
-    this.inFlight = undefined;
-    this.info = undefined;
+    const timedOut = this.posted.find((pending) => pending.timedOut);
+    this.logger.error({ code, signal, posted: this.posted.map((pending) => describeRequest(pending.request)), timedOut: Boolean(timedOut) }, 'engine worker exited');
+    this.lastFailure = timedOut ? 'a run that froze' : crashed.message;
+    for (const pending of this.posted.splice(0)) {
+      this.settle(pending, pending.timedOut ? new EngineError('timeout', 'the run took far longer than runs like it; the engine worker was restarted') : crashed);
+    }
+    for (const pending of this.waiting.splice(0)) pending.reject(this.unavailable());
+    if (performance.now() - this.workerReadyAt >= STABLE_LIFE_MS) this.failedLives = 0;
+    this.failedLives++;
+    this.state = 'restarting';
     this.changed();
-    void this.restart();
+    this.scheduleRestart();
+  }
+
+  /** Waits `restartDelayMs` × 2^(failed lives − 1), at most `restartMaxDelayMs`, then starts a worker; never gives up. */
+  private scheduleRestart(): void {
+    const delayMs = Math.min(this.limits.restartMaxDelayMs, this.limits.restartDelayMs * 2 ** Math.max(0, this.failedLives - 1));
+    this.logger.warn({ delayMs, failedLives: this.failedLives }, 'restarting the engine worker');
+    this.restartTimer = setTimeout(() => void this.restart(), delayMs);
   }
 
   private async restart(): Promise<void> {
-    const now = Date.now();
-    this.restarts = this.restarts.filter((time) => now - time < RESTART_WINDOW_MS);
-    this.restarts.push(now);
-    if (this.restarts.length > MAX_RESTARTS_IN_WINDOW) {
-      this.giveUp(new EngineError('crashed', `the engine worker died ${this.restarts.length} times within a minute; not restarting it`));
-      return;
-    }
-    this.logger.warn('restarting the engine worker');
-    this.info = undefined;
+    if (this.state !== 'restarting') return;
+    if (this.pixelFolder) clearPixelFolder(this.pixelFolder);
     try {
-      this.info = await this.spawn();
-      this.logger.info({ ...this.info }, 'engine worker restarted');
-      this.pump();
+      const info = await this.spawn();
+      if (this.state !== 'restarting') return;
+      this.info = info;
+      this.state = 'ready';
+      this.lastFailure = undefined;
+      this.logger.info({ ...info }, 'engine worker restarted');
       this.changed();
+      this.pump();
     } catch (error) {
-      this.giveUp(error instanceof EngineError ? error : new EngineError('internal', (error as Error).message, { cause: error }));
+      if (this.state !== 'restarting') return;
+      this.lastFailure = (error as Error).message;
+      this.failedLives++;
+      this.logger.error({ err: error }, 'the engine worker did not start again');
+      this.scheduleRestart();
     }
-  }
-
-  private giveUp(error: EngineError): void {
-    this.failure = error;
-    this.logger.error({ err: error }, 'the engine is out of service');
-    for (const pending of this.queue.splice(0)) pending.reject(error);
-    this.changed();
   }
 }
 
@@ -326,9 +473,21 @@ function toEngineError(error: SerializedError): EngineError {
   return engineError;
 }
 
+/** Runs of the same step count, size and batch take about as long as one another. */
+function shapeKey(request: PipelineRequest): string {
+  return `${request.steps}:${request.width}x${request.height}:${request.images.length}`;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
 /** What the admin log may say about a request: its settings, never more of the prompt than a glimpse. */
-function describeRequest(request: PipelineRequest): Record<string, unknown> {
+function describeRequest(request: PipelineRequest & { jobId?: string }): Record<string, unknown> {
   return {
+    ...(request.jobId ? { job: request.jobId } : {}),
     steps: request.steps,
     size: `${request.width}x${request.height}`,
     images: request.images.length,

@@ -5,6 +5,7 @@
 //   torch.randn(3, generator=torch.Generator().manual_seed(0)) == [1.5409960746765137, -0.293428897857666, -2.1787893772125244]
 
 import { fma32, fround } from './float32.js';
+import type { NoiseSpec } from './pipeline.js';
 
 const STATE_SIZE = 624;
 const SHIFT_SIZE = 397;
@@ -261,4 +262,23 @@ export function slerpNoise(a: Float32Array, b: Float32Array, t: number): Float32
   }
   for (let i = 0; i < a.length; i++) out[i] = weightA * a[i] + weightB * b[i];
   return out;
+}
+
+/**
+ * The unit noise of every image of a request, one after another ([batch, 4, height/8, width/8]). Pure and about
+ * 4.5 ms per 1024² image on one core, so the worker runs it on a thread (noise-thread.ts) while the GPU works.
+ */
+export function requestNoise(request: { images: readonly NoiseSpec[]; width: number; height: number }): Float32Array {
+  const shape = [1, 4, request.height / 8, request.width / 8];
+  const imageSize = 4 * (request.height / 8) * (request.width / 8);
+  const noise = new Float32Array(request.images.length * imageSize);
+  request.images.forEach((spec, b) => noise.set(imageNoise(spec, shape), b * imageSize));
+  return noise;
+}
+
+/** One image's unit noise: its seed's `torch.randn`, slerped toward each variation seed's noise in turn. */
+function imageNoise(spec: NoiseSpec, shape: readonly number[]): Float32Array {
+  let noise = torchRandn(spec.seed, shape);
+  for (const { seed, strength } of spec.variations ?? []) noise = slerpNoise(noise, torchRandn(seed, shape), strength);
+  return noise;
 }

@@ -5,15 +5,14 @@ import { performance } from 'node:perf_hooks';
 import { contractProblems, penultimateHiddenState, TEXT_ENCODER_2_CONTRACT, TEXT_ENCODER_CONTRACT, UNET_CONTRACT, VAE_DECODER_CONTRACT, type ModelContract } from './contract.js';
 import { describeCudaProblem, inspectCuda } from './cuda.js';
 import { findModelFolder, ModelFolderError, type ModelFolder, type UnetEntry } from './model-folder.js';
-import { slerpNoise, torchRandn } from './noise.js';
+import { requestNoise } from './noise.js';
 import { eulerStep, lightningSchedule, scaleModelInput, type PredictionType } from './scheduler.js';
-import { OnnxModel, type ResolvedProvider } from './session.js';
+import { OnnxModel, type ModelBytes, type ResolvedProvider } from './session.js';
 import { encodePrompt, repeatEmbeddings, type TextEncoders } from './text-encoders.js';
 import type { ProviderChoice } from './provider.js';
 import { loadSafetyClassifier, type SafetyClassifier, type SafetyVerdict } from './safety.js';
 import { ClipTokenizer } from './tokenizer.js';
-import { decodeLatents, type RgbImage } from './vae.js';
-
+import { decodeLatents, vaeDecoderWithPixels, type RgbImage, type VaeDecoder } from './vae.js';
 
 export type PipelineOptions = {
   modelDir: string;
@@ -48,12 +47,16 @@ export type PipelineRequest = {
 export type StageTimings = {
   tokenizeMs: number;
   textMs: number;
+  /** Making the noise here, or waiting for it when it was made elsewhere. */
   noiseMs: number;
   /** Wall time of each UNet step (scaling, the run and the Euler update). */
   unetStepMs: number[];
   vaeMs: number;
   totalMs: number;
-  /** Work on this thread outside onnxruntime's `run`: tokenizing, noise, scaling, Euler, conversions, pixels. */
+  /**
+   * Work on this thread outside onnxruntime's `run`: tokenizing, waiting for the noise (made on another thread in
+   * the worker), scaling, Euler, feed conversions. The pixels are made by the VAE graph, inside its run.
+   */
   hostMs: number;
   /** The safety classifier over every image, when it runs. */
   safetyMs?: number;
@@ -77,7 +80,8 @@ export type Pipeline = {
   readonly folder: ModelFolder;
   /** Step counts with an installed UNet. */
   readonly steps: readonly number[];
-  generate(request: PipelineRequest, onProgress?: (event: ProgressEvent) => void): Promise<PipelineResult>;
+  /** `noise`: the request's unit noise made elsewhere (the worker makes it on a thread while the GPU runs; see `requestNoise`). */
+  generate(request: PipelineRequest, onProgress?: (event: ProgressEvent) => void, noise?: Promise<Float32Array>): Promise<PipelineResult>;
   close(): Promise<void>;
 };
 
@@ -94,11 +98,11 @@ export async function loadPipeline(options: PipelineOptions, log: LogFn): Promis
   const provider = await resolveProvider(options, folder.textEncoder, label(folder.textEncoder), log);
   const sessionOptions = { provider, deviceId: options.deviceId, cpuThreads: options.cpuThreads };
   const loaded: OnnxModel[] = [];
-  const load = async (path: string): Promise<OnnxModel> => {
+  const load = async (path: string, edited?: ModelBytes): Promise<OnnxModel> => {
     const started = performance.now();
     let model: OnnxModel;
     try {
-      model = await OnnxModel.load(path, label(path), sessionOptions, onRunFailure);
+      model = await OnnxModel.load(path, label(path), sessionOptions, onRunFailure, edited);
     } catch (error) {
       throw new ModelFolderError(folder.root, [`${label(path)}: onnxruntime cannot load it: ${(error as Error).message}`]);
     }
@@ -114,10 +118,10 @@ export async function loadPipeline(options: PipelineOptions, log: LogFn): Promis
     const problems: string[] = [];
     const first = await load(folder.textEncoder);
     const second = await load(folder.textEncoder2);
-    const vae = await load(folder.vaeDecoder);
+    const vae = await loadVaeDecoder(folder.vaeDecoder, label(folder.vaeDecoder), load, folder.root);
     check(first, TEXT_ENCODER_CONTRACT, problems);
     check(second, TEXT_ENCODER_2_CONTRACT, problems);
-    check(vae, VAE_DECODER_CONTRACT, problems);
+    check(vae.model, VAE_DECODER_CONTRACT, problems);
     const encoders: TextEncoders = { first, second, firstHidden: '', secondHidden: '' };
     for (const [key, model] of [['firstHidden', first], ['secondHidden', second]] as const) {
       try {
@@ -166,7 +170,7 @@ export async function loadPipeline(options: PipelineOptions, log: LogFn): Promis
       provider,
       folder,
       steps: folder.unets.map((entry) => entry.steps),
-      generate: (request, onProgress) => generate({ tokenizer, tokenizer2, encoders, vae, folder, loadUnet, safety }, request, onProgress),
+      generate: (request, onProgress, noise) => generate({ tokenizer, tokenizer2, encoders, vae, folder, loadUnet, safety }, request, onProgress, noise),
       close: async () => {
         await Promise.allSettled([...loaded.map((model) => model.release()), ...(safety ? [safety.close()] : [])]);
       },
@@ -175,6 +179,22 @@ export async function loadPipeline(options: PipelineOptions, log: LogFn): Promis
     await Promise.allSettled(loaded.map((model) => model.release()));
     throw error;
   }
+}
+
+/** The decoder with its pixel nodes appended in memory (vae.ts); a graph that cannot take them is a model-folder problem. */
+async function loadVaeDecoder(
+  path: string,
+  label: string,
+  load: (path: string, edited?: ModelBytes) => Promise<OnnxModel>,
+  root: string,
+): Promise<VaeDecoder> {
+  let graph;
+  try {
+    graph = await vaeDecoderWithPixels(path, label);
+  } catch (error) {
+    throw new ModelFolderError(root, [(error as Error).message]);
+  }
+  return { model: await load(path, graph), pixels: graph.pixels, finiteCheck: graph.finiteCheck };
 }
 
 /**
@@ -209,21 +229,27 @@ type Loaded = {
   tokenizer: ClipTokenizer;
   tokenizer2: ClipTokenizer;
   encoders: TextEncoders;
-  vae: OnnxModel;
+  vae: VaeDecoder;
   folder: ModelFolder;
   loadUnet: (entry: UnetEntry) => Promise<OnnxModel>;
   safety: SafetyClassifier | undefined;
 };
 
-async function generate(loaded: Loaded, request: PipelineRequest, onProgress: (event: ProgressEvent) => void = () => {}): Promise<PipelineResult> {
+async function generate(
+  loaded: Loaded,
+  request: PipelineRequest,
+  onProgress: (event: ProgressEvent) => void = () => {},
+  madeNoise?: Promise<Float32Array>,
+): Promise<PipelineResult> {
   const started = performance.now();
   let runMs = 0;
   const ran = (model: OnnxModel): void => {
     runMs += model.lastRunMs;
   };
 
-  // 0. Check the request against what is installed
+  // 0. Check the request against what is installed; the first event says the run has begun (a lazy UNet loads next)
   const entry = checkRequest(loaded.folder, request);
+  onProgress({ stage: 'text', step: 0, steps: request.steps });
   const unet = await loaded.loadUnet(entry);
   const batch = request.images.length;
   const latentHeight = request.height / 8;
@@ -237,7 +263,6 @@ async function generate(loaded: Loaded, request: PipelineRequest, onProgress: (e
   const tokenizeMs = performance.now() - mark;
 
   // 2–4. Encode once, penultimate hidden states concatenated; pooled from text_encoder_2 (spec §1.2)
-  onProgress({ stage: 'text', step: 0, steps: request.steps });
   mark = performance.now();
   const embeddings = repeatEmbeddings(await encodePrompt(loaded.encoders, [ids1], [ids2]), batch);
   ran(loaded.encoders.first);
@@ -251,12 +276,9 @@ async function generate(loaded: Loaded, request: PipelineRequest, onProgress: (e
   // 6. Initial latents: CPU torch.randn per image × init_noise_sigma (spec §3.3, §5)
   mark = performance.now();
   const schedule = lightningSchedule(request.steps);
-  const imageSize = 4 * latentHeight * latentWidth;
-  let latents: Float32Array = new Float32Array(batch * imageSize);
-  request.images.forEach((spec, b) => {
-    const noise = imageNoise(spec, [1, 4, latentHeight, latentWidth]);
-    for (let i = 0; i < imageSize; i++) latents[b * imageSize + i] = noise[i] * schedule.initNoiseSigma;
-  });
+  const noise = madeNoise ? await madeNoise : requestNoise(request);
+  let latents: Float32Array = new Float32Array(noise.length);
+  for (let i = 0; i < noise.length; i++) latents[i] = noise[i] * schedule.initNoiseSigma;
   const noiseMs = performance.now() - mark;
 
   // 7. Denoise: scale, UNet at timestep t (not sigma), Euler step with the checkpoint's prediction type (spec §3.4)
@@ -281,11 +303,11 @@ async function generate(loaded: Loaded, request: PipelineRequest, onProgress: (e
     onProgress({ stage: 'unet', step: i + 1, steps: request.steps });
   }
 
-  // 8. Decode latents / 0.13025 and round to bytes (spec §4)
+  // 8. Decode latents / 0.13025; the decoder graph rounds to bytes (spec §4)
   onProgress({ stage: 'vae', step: request.steps, steps: request.steps });
   mark = performance.now();
   const images = await decodeLatents(loaded.vae, latents, latentDims);
-  ran(loaded.vae);
+  ran(loaded.vae.model);
   const vaeMs = performance.now() - mark;
 
   // 9. Score every image with the safety classifier before it leaves the engine (models/README.md)
@@ -324,11 +346,4 @@ function checkRequest(folder: ModelFolder, request: PipelineRequest): UnetEntry 
   }
   if (typeof request.prompt !== 'string') throw new TypeError('the prompt must be text');
   return entry;
-}
-
-/** One image's unit noise: its seed's `torch.randn`, slerped toward each variation seed's noise in turn. */
-function imageNoise(spec: NoiseSpec, shape: readonly number[]): Float32Array {
-  let noise = torchRandn(spec.seed, shape);
-  for (const { seed, strength } of spec.variations ?? []) noise = slerpNoise(noise, torchRandn(seed, shape), strength);
-  return noise;
 }

@@ -23,6 +23,9 @@ export type ValueSpec = { name: string; type: string; shape: readonly (number | 
  */
 export type Feed = { values: Float32Array | Int32Array; dims: readonly number[] };
 
+/** A model edited in memory: its bytes, and the external data files it names, by the location the graph gives. */
+export type ModelBytes = { bytes: Uint8Array; externalData: readonly { path: string; data: Uint8Array }[] };
+
 /** An output read back as float32 (float16 outputs are converted). */
 export type Output = { values: Float32Array; dims: readonly number[] };
 
@@ -62,21 +65,33 @@ export class OnnxModel {
   }
 
   /**
-   * Creates a session from a file path, so external data (`model.onnx_data`) beside it resolves.
-   * Rejects when the provider cannot be created (onnxruntime-node never falls back from CUDA to CPU by itself).
+   * Creates a session from a file path, so external data (`model.onnx_data`) beside it resolves, or from `edited`
+   * bytes made from that file. Rejects when the provider cannot be created (onnxruntime-node never falls back from
+   * CUDA to CPU by itself).
    */
   static async load(
     path: string,
     label: string,
     options: SessionOptions,
     onRunFailure: (details: Record<string, unknown>) => void = () => {},
+    edited?: ModelBytes,
   ): Promise<OnnxModel> {
-    const session = await ort.InferenceSession.create(path, sessionOptions(options));
+    const session = edited
+      ? await ort.InferenceSession.create(edited.bytes, { ...sessionOptions(options), externalData: [...edited.externalData] })
+      : await ort.InferenceSession.create(path, sessionOptions(options));
     return new OnnxModel(label, path, session, onRunFailure);
   }
 
-  /** Runs the model and returns the named outputs (only those are copied back). */
+  /** Runs the model and returns the named outputs (only those are copied back), float outputs as float32. */
   async run(feeds: Readonly<Record<string, Feed>>, outputNames: readonly string[]): Promise<Record<string, Output>> {
+    const results = await this.runTensors(feeds, outputNames);
+    const outputs: Record<string, Output> = {};
+    for (const name of outputNames) outputs[name] = { values: toFloat32(results[name], this.label), dims: results[name].dims };
+    return outputs;
+  }
+
+  /** Runs the model and returns the named outputs as onnxruntime made them, in their own element types. */
+  async runTensors(feeds: Readonly<Record<string, Feed>>, outputNames: readonly string[]): Promise<Record<string, ort.Tensor>> {
     const tensors = this.toTensors(feeds);
     for (const name of outputNames) {
       if (!this.outputs.has(name)) throw new FeedError(`${this.label}: has no output named "${name}"`);
@@ -94,12 +109,7 @@ export class OnnxModel {
       });
       throw new Error(`${this.label}: run failed: ${(error as Error).message}`, { cause: error });
     }
-    const outputs: Record<string, Output> = {};
-    for (const name of outputNames) {
-      const tensor = results[name] as ort.Tensor;
-      outputs[name] = { values: toFloat32(tensor, this.label), dims: tensor.dims };
-    }
-    return outputs;
+    return Object.fromEntries(outputNames.map((name) => [name, results[name] as ort.Tensor]));
   }
 
   async release(): Promise<void> {

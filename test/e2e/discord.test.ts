@@ -15,7 +15,7 @@ import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { parseButtonId } from '../../src/platforms/button-ids.js';
 import { writeTinyModelFolder } from '../../models/tiny/generate.js';
-import { startFakeDiscord, type FakeDiscord, type FakeMessage, type FakeUser } from '../fakes/discord/index.js';
+import { startFakeDiscord, type FakeDiscord, type FakeInteraction, type FakeMessage, type FakeUser } from '../fakes/discord/index.js';
 
 const GUILD = '100000000000000001';
 const CHANNEL = '100000000000000002';
@@ -44,6 +44,7 @@ function makeApp(env: Record<string, string> = {}): App {
     DISCORD_API_URL: discord.baseUrl,
     MODEL_DIR: modelDir,
     DATA_DIR: dataDir,
+    WEB_PORT: '0',
     EXECUTION_PROVIDER: 'cpu',
     LAZY_UNETS: 'true',
     DEFAULT_STEPS: '2',
@@ -59,6 +60,22 @@ function makeApp(env: Record<string, string> = {}): App {
 const prompt = (text: string, extra: { name: string; type: number; value: string | number }[] = []) => [{ name: 'prompt', type: 3, value: text }, ...extra];
 const hasImage = (message: FakeMessage): boolean => message.attachments.length > 0;
 const labels = (message: FakeMessage): (string | null)[] => message.buttons.map((button) => button.label);
+
+/**
+ * What the member was told only for themselves: the ack itself when it refused at once (checks in memory), else the
+ * ephemeral followup that replaced the deferred reply (checks after the ack: limits, the job store).
+ */
+async function ephemeralAnswer(interaction: FakeInteraction): Promise<{ early: boolean; content: string }> {
+  const callback = await interaction.waitForCallback();
+  if (callback.type === 4) {
+    expect(callback.data?.flags).toBe(64);
+    return { early: true, content: String(callback.data?.content) };
+  }
+  const followup = await interaction.waitForFollowup((message) => message.ephemeral, 30_000);
+  // a deferred reply of its own ("thinking…") was removed before the followup, so no public trace is left
+  if (callback.type === 5) expect(interaction.original).toBeNull();
+  return { early: false, content: followup.content };
+}
 
 beforeAll(async () => {
   await writeTinyModelFolder(modelDir, { steps: [1, 2, 4] });
@@ -170,11 +187,13 @@ describe('the Discord bot', () => {
     const queued = await waiting.waitForOriginal((message) => message.buttons.some((b) => b.label === 'Cancel'), 30_000);
     const cancelId = queued.buttons.find((b) => b.label === 'Cancel')!.customId!;
     const stranger = discord.clickButton({ customId: cancelId, messageId: queued.id, user: carol, guildId: GUILD, channelId: CHANNEL });
-    expect((await stranger.waitForCallback()).data?.content).toBe('Only the person who asked for this image can cancel it.');
+    expect(await ephemeralAnswer(stranger)).toEqual({ early: false, content: 'Only the person who asked for this image can cancel it.' });
+    expect(waiting.original?.content).toContain('Queued');
     const owner = discord.clickButton({ customId: cancelId, messageId: queued.id, user: grace, guildId: GUILD, channelId: CHANNEL });
-    const callback = await owner.waitForCallback();
-    expect(callback.type).toBe(7);
-    expect(callback.data?.content).toContain('Cancelled.');
+    // acknowledged with deferUpdate before the job store is touched, then the status message says so
+    expect((await owner.waitForCallback()).type).toBe(6);
+    const cancelled = await waiting.waitForOriginal((message) => message.content.includes('Cancelled.'));
+    expect(cancelled.buttons).toEqual([]);
     await Promise.all(busy.map((interaction) => interaction.waitForOriginal(hasImage, 30_000)));
     const job = app.store.get(parseButtonId(cancelId)!.jobId);
     expect(job?.status).toBe('cancelled');
@@ -185,25 +204,29 @@ describe('the Discord bot', () => {
     for (let i = 0; i < 5; i++) {
       const interaction = discord.sendCommand({ name: 'imagine', options: prompt(`a dog ${i}`, [{ name: 'count', type: 4, value: 1 }]), user: carol, guildId: GUILD, channelId: CHANNEL });
       const callback = await interaction.waitForCallback();
-      if (callback.type === 4) {
-        expect(callback.data?.flags).toBe(64);
-        refusals.push(String(callback.data?.content));
-      }
+      expect(callback.type).toBe(5);
+      const refused = await Promise.race([
+        interaction.waitForFollowup((message) => message.ephemeral, 30_000).then((message) => message.content),
+        interaction.waitForOriginal((message) => !message.loading, 30_000).then(() => undefined),
+      ]);
+      if (refused !== undefined) refusals.push(refused);
     }
+    // limits are checked after the ack: the deferred reply gives way to an ephemeral answer
     expect(refusals.some((text) => /^You can imagine again in \d+ s\.$/.test(text) || /^You already have 3 images waiting/.test(text))).toBe(true);
     const blocked = discord.sendCommand({ name: 'imagine', options: prompt('a Forbidden thing'), user: dave, guildId: GUILD, channelId: CHANNEL });
-    expect((await blocked.waitForCallback()).data).toMatchObject({ flags: 64, content: 'That prompt uses a word this server blocks; please rephrase it.' });
+    expect(await ephemeralAnswer(blocked)).toEqual({ early: true, content: 'That prompt uses a word this server blocks; please rephrase it.' });
     const elsewhere = discord.sendCommand({ name: 'imagine', options: prompt('a cat'), user: dave, guildId: GUILD, channelId: OTHER_CHANNEL });
-    expect((await elsewhere.waitForCallback()).data?.content).toBe('Images cannot be made in this channel; try one of the channels the admins allowed.');
+    expect(await ephemeralAnswer(elsewhere)).toEqual({ early: true, content: 'Images cannot be made in this channel; try one of the channels the admins allowed.' });
   });
 
   it('answers a forged or unknown button id without running anything', async () => {
-    for (const [i, customId] of ['v1:reroll:aaaaaaaaaaaa', 'v1:upscale:../../x:1', 'hello'].entries()) {
+    const jobs = app.store.unfinished().length;
+    // a well-formed id is looked up after the ack; one that is not an id of ours is refused at once
+    for (const [i, [customId, early]] of ([['v1:reroll:aaaaaaaaaaaa', false], ['v1:upscale:../../x:1', true], ['hello', true]] as const).entries()) {
       const click = discord.clickButton({ customId, messageId: `30000000000000000${i}`, user: alice, guildId: GUILD, channelId: CHANNEL });
-      const callback = await click.waitForCallback();
-      expect(callback.type).toBe(4);
-      expect(callback.data).toMatchObject({ flags: 64, content: 'I no longer know that image; start a new one with /imagine.' });
+      expect(await ephemeralAnswer(click)).toEqual({ early, content: 'I no longer know that image; start a new one with /imagine.' });
     }
+    expect(app.store.unfinished().length).toBe(jobs);
   });
 
   it('works in a DM, buttons included', async () => {

@@ -26,7 +26,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const baseEnv = { MODEL_DIR: modelDir, EXECUTION_PROVIDER: 'cpu', LAZY_UNETS: 'true', DEFAULT_STEPS: '1', DEFAULT_COUNT: '1', BLOCKED_WORDS: 'forbidden', USER_BURST: '20', MAX_QUEUED_PER_USER: '5' };
+const baseEnv = { MODEL_DIR: modelDir, WEB_PORT: '0', EXECUTION_PROVIDER: 'cpu', LAZY_UNETS: 'true', DEFAULT_STEPS: '1', DEFAULT_COUNT: '1', BLOCKED_WORDS: 'forbidden', USER_BURST: '20', MAX_QUEUED_PER_USER: '5' };
 
 describe('hostile input on Discord', () => {
   const GUILD = '100000000000000001';
@@ -83,9 +83,9 @@ describe('hostile input on Discord', () => {
   });
 
   it('escapes the prompt of a failure posted in the channel, and of a result sent by DM, mentioning only the owner', async () => {
-    // the reply cannot be edited (the webhook is gone), so the failure goes to the channel
+    // the reply cannot be edited nor followed up (the webhook is gone), so the failure goes to the channel
     const failing = command(alice, HOSTILE, [{ name: 'steps', type: 4, value: 4 }]);
-    discord.failNext({ method: 'PATCH', path: new RegExp(failing.token) }, { status: 404, code: 10015, message: 'Unknown Webhook', times: 10 });
+    discord.failNext({ path: new RegExp(`/webhooks/\\d+/${failing.token}`) }, { status: 404, code: 10015, message: 'Unknown Webhook', times: 10 });
     const posted = await waitFor(() => discord.channelMessages(CHANNEL).find((message) => message.content.includes('Generation failed')));
     expect(posted.content).toContain(`— <@${alice.id}>\nGeneration failed, try again; the admin has the details.`);
     expect(discordBoldPrompt(posted.content)).toEqual({ shown: CLEANED, active: [] });
@@ -160,7 +160,8 @@ describe('hostile input on Slack (HTTP mode)', () => {
     // Slack sends a typed "<!channel> … R&D" as entities
     const sent = await imagine('&lt;!channel&gt; &lt;https://evil.example|free nitro&gt; &lt;@U0000000002&gt; R&amp;D *bold*\u0000 --steps 1');
     const prompt = '<!channel> <https://evil.example|free nitro> <@U0000000002> R&D *bold*';
-    const status = sent.handle.ack!.payload as { text: string };
+    // acked empty before any I/O; the status comes through the response_url
+    const status = (await sent.handle.waitForResponse()).payload as { text: string };
     expect(readSlack(status.text)).toMatchObject({ tags: [] });
     expect(readSlack(status.text).shown).toContain(prompt);
 
@@ -198,7 +199,7 @@ describe('hostile input on Slack (HTTP mode)', () => {
 
   it('allows direct messages although ALLOWED_CHANNELS names one channel', async () => {
     const dm = await imagine('a quiet harbour', DM);
-    expect(JSON.stringify(dm.handle.ack!.payload)).toMatch(/Queued — position \d|Generating…/);
+    expect(JSON.stringify((await dm.handle.waitForResponse()).payload)).toMatch(/Queued — position \d|Generating…/);
     const buttons = await buttonsFor(DM, 'a quiet harbour');
     expect(jobOf(buttons).channelId).toBe(DM);
     const elsewhere = await imagine('a loud market', OTHER);

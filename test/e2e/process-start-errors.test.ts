@@ -33,6 +33,7 @@ function discordEnv(dataDir: string, extra: Record<string, string> = {}): Record
     DISCORD_API_URL: discord.baseUrl,
     MODEL_DIR: modelDir,
     DATA_DIR: dataDir,
+    WEB_PORT: '0',
     EXECUTION_PROVIDER: 'cpu',
     ...extra,
   };
@@ -48,6 +49,7 @@ function slackEnv(dataDir: string, extra: Record<string, string> = {}): Record<s
     SLACK_HOST: '127.0.0.1',
     MODEL_DIR: modelDir,
     DATA_DIR: dataDir,
+    WEB_PORT: '0',
     EXECUTION_PROVIDER: 'cpu',
     ...extra,
   };

@@ -36,6 +36,7 @@ function botEnv(dataDir: string, extra: Record<string, string> = {}): Record<str
     DISCORD_API_URL: discord.baseUrl,
     MODEL_DIR: modelDir,
     DATA_DIR: dataDir,
+    WEB_PORT: '0',
     EXECUTION_PROVIDER: 'cpu',
     LOG_LEVEL: 'info',
     STOP_TIMEOUT_SECONDS: String(STOP_TIMEOUT_SECONDS),
@@ -183,13 +184,14 @@ describe('the bot as a process', () => {
     expect(rows.map((row) => row.status)).toEqual(['done', 'done', 'done', 'done', 'done']);
     for (const [i, prompt] of prompts.entries()) {
       const row = rows.find((candidate) => candidate.prompt === prompt)!;
-      expect(row.token).toBe(interactions[i].token);
+      // a finished job keeps no interaction token
+      expect(row.token).toBeNull();
       const sent = deliveries(interactions[i], prompt);
       expect(sent, `deliveries of "${prompt}"`).toEqual([{ via: row.id === orphan.id ? 'channel' : 'interaction', id: row.result_message_id }]);
     }
     // the refused edit of the expired interaction is logged without its token, the bot token or the image's bytes
     const logs = JSON.stringify([...first.bot.logs, ...second.bot.logs]);
-    for (const token of [...rows.map((row) => row.token), discord.token]) expect(logs).not.toContain(token);
+    for (const token of [...interactions.map((interaction) => interaction.token), discord.token]) expect(logs).not.toContain(token);
     expect(logs).not.toMatch(/(\d+,){64}/);
     expect(logs).not.toContain('"Buffer"');
   });
@@ -278,13 +280,14 @@ describe('the bot as a process', () => {
     expect(deliveries(early, prompt)).toHaveLength(1);
   });
 
-  it('exits 1 and says which settings enable a platform when none is configured', async () => {
-    const bot = startBot({ cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MODEL_DIR: modelDir, DATA_DIR: join(root, 'none') } });
+  it('exits 1 and says which settings enable a platform when none is configured and the web is off', async () => {
+    const bot = startBot({ cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MODEL_DIR: modelDir, DATA_DIR: join(root, 'none'), WEB_PORT: '0' } });
     bots.push(bot);
     const exit = await bot.exited;
     expect(exit.code).toBe(1);
     expect(bot.stderr()).toMatchInlineSnapshot(`
-      "No chat platform is configured, so there is nothing to serve.
+      "WEB_PORT is 0 and no chat platform is configured, so there is nothing to serve.
+        Web: leave WEB_PORT empty (7860) or set it to a port, for the playground page and the HTTP API.
         Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (and DISCORD_GUILD_ID to register commands to one server).
         Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, and SLACK_APP_TOKEN for Socket Mode (else HTTP on SLACK_PORT).
       Put them in .env (see .env.example) or the environment, then run npm start again; both may be set.

@@ -28,6 +28,7 @@ function makeApp(slack: FakeSlack, dataDir: string, env: Record<string, string>)
     SLACK_API_URL: slack.apiUrl,
     MODEL_DIR: modelDir,
     DATA_DIR: dataDir,
+    WEB_PORT: '0',
     EXECUTION_PROVIDER: 'cpu',
     LAZY_UNETS: 'true',
     DEFAULT_STEPS: '2',
@@ -64,7 +65,10 @@ describe('the Slack app in Socket Mode', () => {
     const command = slack.sendSlashCommand({ command: '/imagine', text: 'a lighthouse at dusk --steps 1 --seed 42 --ar 16:9 --count 4', userId: alice.id, channelId: CHANNEL });
     const ack = await command.waitForAck();
     expect(ack.elapsedMs).toBeLessThan(3000);
-    expect(JSON.stringify(ack.payload)).toMatch(/Queued — position \d|Generating…/);
+    // acked empty before any I/O; the status follows through the response_url
+    expect(ack.payload).toEqual({});
+    const status = await command.waitForResponse();
+    expect(JSON.stringify(status.payload)).toMatch(/Queued — position \d|Generating…/);
     const buttons = await slack.waitForMessage(CHANNEL, resultFor(slack, 'a lighthouse at dusk'), 30_000);
     expect(labels(buttons)).toEqual(['U1', 'U2', 'U3', 'U4', 'Re-roll', 'V1', 'V2', 'V3', 'V4']);
     for (const button of buttons.buttons) expect(parseButtonId(button.value ?? '')).toBeDefined();

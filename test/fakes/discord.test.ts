@@ -467,4 +467,29 @@ describe('fake Discord protocol, with raw clients', () => {
       await discord.close();
     }
   });
+
+  it('fails matching routes for a time window, with 5xx or a reset connection, then answers again', async () => {
+    const discord = await startFakeDiscord({ guilds: [{ id: GUILD_ID, name: 'Raw', channels: [{ id: CHANNEL_ID, name: 'general' }] }] });
+    try {
+      const post = () =>
+        fetch(`${discord.baseUrl}/v10/channels/${CHANNEL_ID}/messages`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bot ${discord.token}` },
+          body: JSON.stringify({ content: 'hello' }),
+        });
+      discord.failFor({ method: 'POST', path: /^\/channels\// }, { status: 503, message: 'Service Unavailable' }, 300);
+      expect((await post()).status).toBe(503);
+      expect((await post()).status).toBe(503);
+      await delay(350);
+      expect((await post()).status).toBe(200);
+      discord.failFor({ path: /^\/channels\// }, { status: 0, reset: true }, 60_000);
+      await expect(post()).rejects.toThrow(/fetch failed/);
+      expect(discord.requests.at(-1)?.status).toBe(-1);
+      discord.clearFailures();
+      expect((await post()).status).toBe(200);
+      expect(discord.channelMessages(CHANNEL_ID)).toHaveLength(2);
+    } finally {
+      await discord.close();
+    }
+  });
 });

@@ -340,3 +340,33 @@ describe('fake Slack with a real Bolt App over HTTP (signed requests)', () => {
     await expect(fetch(eventsUrl, { method: 'POST', body: '' })).rejects.toThrow();
   });
 });
+
+describe('fake Slack faults and DMs, with raw calls', () => {
+  it('answers 5xx or resets for a time window, then opens a DM the bot can post in', async () => {
+    const slack = await startFakeSlack({ users: [alice], channels: [general] });
+    try {
+      const post = (method: string, args: Record<string, string>) =>
+        fetch(`${slack.apiUrl}${method}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${slack.botToken}` },
+          body: new URLSearchParams(args).toString(),
+        });
+      slack.failFor(/^chat\./, { status: 503 }, 300);
+      const down = await post('chat.postMessage', { channel: general.id, text: 'hello' });
+      expect([down.status, await down.json()]).toEqual([503, { ok: false, error: 'internal_error' }]);
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      expect((await rawCall(slack, 'chat.postMessage', slack.botToken, { channel: general.id, text: 'hello' })).ok).toBe(true);
+      slack.failFor('chat.postMessage', { reset: true }, 60_000);
+      await expect(post('chat.postMessage', { channel: general.id, text: 'hello' })).rejects.toThrow(/fetch failed/);
+      slack.clearFailures();
+
+      const opened = await rawCall(slack, 'conversations.open', slack.botToken, { users: alice.id });
+      expect(opened).toEqual({ ok: true, channel: { id: slack.dmChannelId(alice.id), is_im: true, user: alice.id } });
+      expect((await rawCall(slack, 'chat.postMessage', slack.botToken, { channel: slack.dmChannelId(alice.id), text: 'just for you' })).ok).toBe(true);
+      expect(slack.messages(slack.dmChannelId(alice.id)).map((message) => message.text)).toEqual(['just for you']);
+      expect(await rawCall(slack, 'conversations.open', slack.botToken, { users: 'U0NOBODY001' })).toEqual({ ok: false, error: 'user_not_found' });
+    } finally {
+      await slack.close();
+    }
+  });
+});

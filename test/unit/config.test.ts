@@ -7,6 +7,7 @@ describe('loadConfig', () => {
     expect(loadConfig({})).toEqual({
       discord: undefined,
       slack: undefined,
+      web: { host: '127.0.0.1', port: 7860, tokens: [], resultsMaxBytes: 2048 * 2 ** 20 },
       defaults: { steps: 4, count: 4, aspect: '1:1' },
       blockedWords: [],
       allowedChannels: [],
@@ -75,7 +76,7 @@ describe('loadConfig', () => {
 
   it('says when only half of the Discord settings are there, and what else is malformed', () => {
     expect(() => loadConfig({ DISCORD_TOKEN: 'token' })).toThrow('DISCORD_TOKEN and DISCORD_APPLICATION_ID enable Discord together; set both or neither');
-    expect(() => loadConfig({ EXEMPT_USERS: '1234' })).toThrow('EXEMPT_USERS entries look like discord:1234 or slack:U0123; found "1234"');
+    expect(() => loadConfig({ EXEMPT_USERS: '1234' })).toThrow('EXEMPT_USERS entries look like discord:1234, slack:U0123 or web:127.0.0.1; found "1234"');
     expect(() => loadConfig({ REDIS_URL: 'localhost:6379' })).toThrow('REDIS_URL must start with redis:// or rediss://; found "localhost:6379"');
     expect(() => loadConfig({ DEFAULT_COUNT: '9' })).toThrow('DEFAULT_COUNT must be a whole number from 1 to 4; found "9"');
   });

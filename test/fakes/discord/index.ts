@@ -246,6 +246,20 @@ export class FakeDiscord {
   }
 
   /**
+   * Fails every matching request for `durationMs`: e.g. every route 5xx for 8 s with
+   * `failFor({ path: /./ }, { status: 503 }, 8_000)`, or `{ reset: true }` to drop each connection unanswered.
+   * discord.js retries 5xx and resets three times at once, then rejects.
+   */
+  failFor(match: FailureMatch, failure: InjectedFailure, durationMs: number): void {
+    this.rest.failFor(match, failure, durationMs);
+  }
+
+  /** Ends every injected failure now. */
+  clearFailures(): void {
+    this.rest.clearFailures();
+  }
+
+  /**
    * Drops the gateway connection (close 4000); discord.js reconnects and RESUMEs, and gets what was dispatched
    * meanwhile. `resumable: false` refuses the RESUME (INVALID_SESSION), so it IDENTIFYs again, which discord.js
    * delays by up to 6.5 s when the previous IDENTIFY was under 5 s ago.

@@ -29,7 +29,7 @@ export interface FakeRequest {
   /** The JSON body, or multipart `payload_json`; null when there was none. */
   body: Json | null;
   files: UploadedFile[];
-  /** The status answered; 0 while the request is still being handled. */
+  /** The status answered; 0 while the request is still being handled, -1 when the connection was reset on purpose. */
   status: number;
   /** `Date.now()` on arrival. */
   at: number;
@@ -48,8 +48,10 @@ export interface InjectedFailure {
   message?: string;
   retryAfterSeconds?: number;
   global?: boolean;
-  /** How many matching requests fail; default 1. */
+  /** How many matching requests fail; default 1. Ignored by `failFor`, which fails every one for a while. */
   times?: number;
+  /** Close the connection without an answer (a reset socket), instead of answering `status`. */
+  reset?: boolean;
 }
 
 interface Reply {
@@ -84,7 +86,8 @@ export class FakeRest {
   private readonly world: World;
   private readonly gatewayUrl: string;
   private readonly routes: Route[];
-  private readonly failures: { match: FailureMatch; failure: InjectedFailure; left: number }[] = [];
+  /** Injected failures: `left` answers to give, or every answer until `until` (ms since the epoch). */
+  private readonly failures: { match: FailureMatch; failure: InjectedFailure; left: number; until?: number }[] = [];
 
   constructor(world: World, gatewayUrl: string) {
     this.world = world;
@@ -95,6 +98,16 @@ export class FakeRest {
   /** Queues an error answer for the next `failure.times` requests that match. */
   failNext(match: FailureMatch, failure: InjectedFailure): void {
     this.failures.push({ match, failure, left: failure.times ?? 1 });
+  }
+
+  /** Fails every matching request for the next `durationMs` (an outage of those routes). */
+  failFor(match: FailureMatch, failure: InjectedFailure, durationMs: number): void {
+    this.failures.push({ match, failure, left: Number.POSITIVE_INFINITY, until: Date.now() + durationMs });
+  }
+
+  /** Ends every injected failure now (an outage is over). */
+  clearFailures(): void {
+    this.failures.length = 0;
   }
 
   /** The `http.Server` request listener. */
@@ -118,6 +131,12 @@ export class FakeRest {
       const raw = await readBody(request);
       Object.assign(record, decodeBody(raw, request.headers['content-type']));
       const injected = this.takeFailure(record);
+      if (injected === 'reset') {
+        record.status = -1;
+        request.socket.destroy();
+        this.world.feed.notify();
+        return;
+      }
       if (injected) ({ reply, headers } = injected);
       else reply = this.route(record, url);
     } catch (error) {
@@ -148,7 +167,9 @@ export class FakeRest {
     return route.handle({ params, query: url.searchParams, body: record.body, files: record.files });
   }
 
-  private takeFailure(record: FakeRequest): { reply: Reply; headers: Record<string, string> } | undefined {
+  private takeFailure(record: FakeRequest): { reply: Reply; headers: Record<string, string> } | 'reset' | undefined {
+    const now = Date.now();
+    for (let i = this.failures.length - 1; i >= 0; i--) if ((this.failures[i].until ?? Number.POSITIVE_INFINITY) <= now) this.failures.splice(i, 1);
     const entry = this.failures.find(({ match }) => {
       if (match.method !== undefined && match.method.toUpperCase() !== record.method) return false;
       return typeof match.path === 'string' ? match.path === record.path : match.path.test(record.path);
@@ -156,6 +177,7 @@ export class FakeRest {
     if (!entry) return undefined;
     entry.left -= 1;
     if (entry.left <= 0) this.failures.splice(this.failures.indexOf(entry), 1);
+    if (entry.failure.reset) return 'reset';
     const { status, retryAfterSeconds, global = false } = entry.failure;
     if (status === 429) {
       const retryAfter = retryAfterSeconds ?? 0.1;

@@ -6,7 +6,7 @@
 //   .start({ port: 0, host: '127.0.0.1' }) → the http.Server; POST signed requests to http://127.0.0.1:PORT/slack/events
 //
 // Web API `POST /api/<method>`: auth.test, apps.connections.open (app token), chat.postMessage, chat.postEphemeral,
-// chat.update, chat.delete, conversations.info, users.info, files.getUploadURLExternal, files.completeUploadExternal,
+// chat.update, chat.delete, conversations.open, conversations.info, users.info, files.getUploadURLExternal, files.completeUploadExternal,
 // files.info. The upload URL takes raw bytes or a multipart form; a completed upload is shared after
 // `fileShareDelayMs`. Slash commands and button clicks go out as Socket Mode envelopes (`sendSlashCommand`,
 // `clickButton`) or as signed HTTP POSTs to the bot's Request URL (`signedPost`); each returns an InteractionHandle
@@ -45,7 +45,7 @@ import {
 } from './objects.js';
 import { postSigned, type HttpAnswer, type SigningOptions } from './signing.js';
 import { FakeSocketMode, type DisconnectReason, type SocketConnectionRecord, type StrayFrame } from './socket.js';
-import { FakeWebApi, readBody, sendJson, type InjectedFailure, type WebApiCall } from './web-api.js';
+import { dmChannelId, FakeWebApi, readBody, sendJson, type InjectedFailure, type WebApiCall } from './web-api.js';
 
 export type { BlockProblem, FakeSlackButton } from './blocks.js';
 export { BLOCK_LIMITS } from './blocks.js';
@@ -312,6 +312,24 @@ export class FakeSlack {
   /** Makes the next call(s) to `method` fail, e.g. `failNext('chat.update', { error: 'ratelimited', status: 429 })`. */
   failNext(method: string, failure: InjectedFailure): void {
     this.webApi.failNext(method, failure);
+  }
+
+  /**
+   * Fails every call to a matching method for `durationMs`, e.g. `failFor(/./, { status: 503 }, 8_000)` for an outage
+   * of the whole Web API, or `{ reset: true }` to drop each connection unanswered.
+   */
+  failFor(method: string | RegExp, failure: InjectedFailure, durationMs: number): void {
+    this.webApi.failFor(method, failure, durationMs);
+  }
+
+  /** Ends every injected failure now. */
+  clearFailures(): void {
+    this.webApi.clearFailures();
+  }
+
+  /** The id of the bot's DM with `userId`, as `conversations.open` answers. */
+  dmChannelId(userId: string): string {
+    return dmChannelId(userId);
   }
 
   /** Sends Slack's `disconnect` message on every Socket Mode connection; the client reconnects via apps.connections.open. */

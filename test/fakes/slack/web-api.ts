@@ -43,7 +43,7 @@ export interface WebApiCall {
   contentType: string | null;
   /** What the fake answered; null while it is still handling the call. */
   response: JsonObject | null;
-  /** The HTTP status answered (200, or 429 for an injected rate limit); 0 while handling. */
+  /** The HTTP status answered (200, or an injected 429 or 5xx); 0 while handling, -1 for an injected reset. */
   status: number;
   at: number;
 }
@@ -53,12 +53,18 @@ export interface WebApiCall {
  * (`@slack/web-api` waits and retries by itself) or any Slack error, e.g. `{ error: 'channel_not_found' }`.
  */
 export interface InjectedFailure {
-  error: string;
-  /** 200 (default: Slack answers errors with 200 and `ok: false`) or 429 with `Retry-After`. */
-  status?: 200 | 429;
+  /** The `error` of the `{ ok: false }` answer; default 'internal_error'. */
+  error?: string;
+  /**
+   * 200 (default: Slack answers errors with 200 and `ok: false`), 429 with `Retry-After`, or a 5xx as an outage
+   * answers (`@slack/web-api` retries those by its retry policy).
+   */
+  status?: number;
   retryAfterSeconds?: number;
-  /** How many matching calls fail; default 1. */
+  /** How many matching calls fail; default 1. Ignored by `failFor`, which fails every one for a while. */
   times?: number;
+  /** Close the connection without an answer (a reset socket). */
+  reset?: boolean;
 }
 
 export interface WebApiDeps {
@@ -98,7 +104,8 @@ export class FakeWebApi {
   readonly calls: WebApiCall[] = [];
   private readonly deps: WebApiDeps;
   private readonly methods: Record<string, MethodSpec>;
-  private readonly failures: { method: string; failure: InjectedFailure; left: number }[] = [];
+  /** Injected failures: `left` answers to give, or every answer until `until` (ms since the epoch). */
+  private readonly failures: { method: string | RegExp; failure: InjectedFailure; left: number; until?: number }[] = [];
 
   constructor(deps: WebApiDeps) {
     this.deps = deps;
@@ -112,6 +119,15 @@ export class FakeWebApi {
 
   failNext(method: string, failure: InjectedFailure): void {
     this.failures.push({ method, failure, left: failure.times ?? 1 });
+  }
+
+  clearFailures(): void {
+    this.failures.length = 0;
+  }
+
+  /** Fails every call to a matching method for the next `durationMs`. */
+  failFor(method: string | RegExp, failure: InjectedFailure, durationMs: number): void {
+    this.failures.push({ method, failure, left: Number.POSITIVE_INFINITY, until: Date.now() + durationMs });
   }
 
   /** Answers `request` for `/api/<method>`. */
@@ -129,10 +145,16 @@ export class FakeWebApi {
       call.token = bearerToken(request.headers.authorization) ?? (typeof call.args.token === 'string' ? call.args.token : null);
       call.tokenKind = this.tokenKind(call.token);
       const injected = this.takeFailure(method);
+      if (injected?.reset) {
+        call.status = -1;
+        request.socket.destroy();
+        this.deps.feed.notify();
+        return;
+      }
       if (injected) {
         status = injected.status ?? 200;
         if (status === 429) headers = { 'retry-after': String(injected.retryAfterSeconds ?? 1) };
-        body = { ok: false, error: injected.error };
+        body = { ok: false, error: injected.error ?? (status === 429 ? 'ratelimited' : 'internal_error') };
       } else {
         body = this.call(method, call);
       }
@@ -167,7 +189,9 @@ export class FakeWebApi {
   }
 
   private takeFailure(method: string): InjectedFailure | undefined {
-    const entry = this.failures.find((candidate) => candidate.method === method);
+    const now = Date.now();
+    for (let i = this.failures.length - 1; i >= 0; i--) if ((this.failures[i].until ?? Number.POSITIVE_INFINITY) <= now) this.failures.splice(i, 1);
+    const entry = this.failures.find((candidate) => (typeof candidate.method === 'string' ? candidate.method === method : candidate.method.test(method)));
     if (!entry) return undefined;
     entry.left -= 1;
     if (entry.left <= 0) this.failures.splice(this.failures.indexOf(entry), 1);
@@ -252,6 +276,16 @@ export class FakeWebApi {
         messages.delete(channel.id, ts);
         return { channel: channel.id, ts };
       }),
+      'conversations.open': bot((args) => {
+        const userId = requiredString(args, 'users');
+        if (userId.includes(',')) throw new SlackApiError('not_implemented', { detail: 'the fake opens one-to-one DMs only' });
+        if (userId === workspace.botUserId) throw new SlackApiError('cannot_dm_bot');
+        const user = workspace.users.find((candidate) => candidate.id === userId);
+        if (!user) throw new SlackApiError('user_not_found');
+        const id = dmChannelId(userId);
+        if (!workspace.channels.some((channel) => channel.id === id)) workspace.channels.push({ id, name: `dm-${user.name}`, isPrivate: true, members: [userId] });
+        return { channel: { id, is_im: true, user: userId } };
+      }),
       'conversations.info': bot((args) => {
         const channel = this.channel(requiredString(args, 'channel'));
         // A private channel the bot is not in is invisible to it.
@@ -314,6 +348,11 @@ export class FakeWebApi {
     const blocks = Array.isArray(args.blocks) ? args.blocks.filter(isJsonObject) : null;
     return { files, channels, threadTs, initialComment: optionalString(args, 'initial_comment'), blocks };
   }
+}
+
+/** The id of the bot's DM with a user, as `conversations.open` gives it (Slack's IM ids start with "D"). */
+export function dmChannelId(userId: string): string {
+  return `D${userId.slice(1)}`;
 }
 
 /** Reads a whole request body. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -202,18 +202,22 @@ describe('the service', () => {
   });
 
   it('lets only the owner cancel a waiting job, and gives the token back', async () => {
-    const parts = await started('cancel', { limits: { userBurst: 2, maxQueuedPerUser: 5 } });
+    const parts = await started('cancel', { limits: { userBurst: 3, maxQueuedPerUser: 5 } });
+    // the engine takes one job running and one committed ahead; the third waits
     const first = await parts.service.imagine(alice, small({ steps: 4, count: 4 }), {});
+    const ahead = await parts.service.imagine(alice, small(), {});
     const second = await parts.service.imagine(alice, small(), {});
-    if (!first.ok || !second.ok) throw new Error('refused');
-    expect(second.position).toBe(1);
+    if (!first.ok || !ahead.ok || !second.ok) throw new Error('refused');
+    expect([ahead.position, second.position]).toEqual([0, 1]);
     expect(parts.service.cancel(bob, second.job.id)).toEqual({ ok: false, refusal: { code: 'not_owner' } });
     expect(parts.service.cancel(alice, first.job.id)).toEqual({ ok: false, refusal: { code: 'not_cancellable' } });
+    expect(parts.service.cancel(alice, ahead.job.id)).toEqual({ ok: false, refusal: { code: 'not_cancellable' } });
     expect(parts.service.cancel(alice, second.job.id)).toEqual({ ok: true });
     expect(parts.store.get(second.job.id)?.status).toBe('cancelled');
     const third = await parts.service.imagine(alice, small(), {});
     expect(third.ok).toBe(true);
     await parts.platform.settled(first.job.id);
+    await parts.platform.settled(ahead.job.id);
     if (third.ok) await parts.platform.settled(third.job.id);
     expect(parts.platform.results.has(second.job.id)).toBe(false);
     await stop(parts);
@@ -222,13 +226,16 @@ describe('the service', () => {
   it('stops politely: refuses new work, finishes the running job, keeps the waiting ones for the next start', async () => {
     const parts = await started('stop', { limits: { maxQueuedPerUser: 5 } });
     const running = await parts.service.imagine(alice, small({ steps: 4, count: 4 }), {});
+    const ahead = await parts.service.imagine(alice, small({ seed: 7 }), {});
     const waiting = await parts.service.imagine(alice, small(), {});
-    if (!running.ok || !waiting.ok) throw new Error('refused');
+    if (!running.ok || !ahead.ok || !waiting.ok) throw new Error('refused');
     const closing = parts.service.close();
     const late = await parts.service.imagine(bob, small(), {});
     expect(late).toEqual({ ok: false, refusal: { code: 'shutting_down' } });
     await closing;
+    // what the engine had taken (running, and one committed ahead) is finished and posted; the rest waits
     expect(parts.store.get(running.job.id)?.status).toBe('done');
+    expect(parts.store.get(ahead.job.id)?.status).toBe('done');
     expect(parts.store.get(waiting.job.id)?.status).toBe('queued');
     await parts.limits.close();
     parts.store.close();
@@ -258,7 +265,11 @@ describe('the service', () => {
 
 describe('a failing engine', () => {
   it('marks the job failed, tells its owner and gives the token back', async () => {
-    const broken = createEngine({ modelDir, provider: 'cpu', deviceId: 0 }, { logger });
+    // a model folder whose 4-step UNet is broken: loading it fails on first use, as a bad GPU load would
+    const brokenDir = join(root, 'broken-model');
+    await writeTinyModelFolder(brokenDir, { steps: [2, 4] });
+    writeFileSync(join(brokenDir, 'unet_4step', 'model.onnx'), 'not a model');
+    const broken = createEngine({ modelDir: brokenDir, provider: 'cpu', deviceId: 0, lazyUnets: true }, { logger });
     await broken.start();
     const parts = build('broken', { limits: { userBurst: 1 } });
     await parts.images.start();
@@ -269,15 +280,16 @@ describe('a failing engine', () => {
     );
     service.registerPlatform('discord', parts.platform);
     service.start();
-    await broken.close(); // every generate now fails
-    const submission = await service.imagine(alice, small(), {});
+    const submission = await service.imagine(alice, small({ steps: 4 }), {});
     if (!submission.ok) throw new Error('refused');
     await parts.platform.settled(submission.job.id);
     expect(parts.platform.failures.get(submission.job.id)).toEqual({ code: 'generation_failed' });
     // told first, then recorded: a stop in between leaves the job to be done again, never untold
-    await vi.waitFor(() => expect(parts.store.get(submission.job.id)).toMatchObject({ status: 'failed', error: 'the engine is shutting down' }));
-    expect((await service.imagine(alice, small(), {})).ok).toBe(true);
+    await vi.waitFor(() => expect(parts.store.get(submission.job.id)).toMatchObject({ status: 'failed', error: expect.stringContaining('unet_4step/model.onnx') }));
+    // the burst of one was given back
+    expect((await service.imagine(alice, small({ steps: 2 }), {})).ok).toBe(true);
     await service.close();
+    await broken.close();
     await parts.limits.close();
     parts.store.close();
   });

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -40,6 +40,24 @@ function captureLogger(): { logger: ReturnType<typeof createLogger>; lines: Reco
   return { logger: createLogger({ level: 'info', destination }), lines };
 }
 
+/** Resolves once the engine says it is ready again (after a restart). */
+async function ready(engine: Engine): Promise<void> {
+  while (engine.availability(4).state !== 'ready') await new Promise<void>((resolve) => {
+    const stop = engine.onChange(() => {
+      stop();
+      resolve();
+    });
+  });
+}
+
+/** Pixel files left in this process's engine folders. */
+function pixelFiles(): string[] {
+  const shm = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  return readdirSync(shm)
+    .filter((name) => name.startsWith(`lightning-engine-${process.pid}-`))
+    .flatMap((name) => readdirSync(join(shm, name)));
+}
+
 const root = mkdtempSync(join(tmpdir(), 'engine-'));
 const dir = join(root, 'model');
 const small = (overrides: Partial<PipelineRequest> = {}): PipelineRequest => ({
@@ -65,7 +83,7 @@ describe('the engine in its worker process', () => {
     workers = [];
     engine = createEngine(
       // one onnxruntime thread, as with CUDA: on a 2-core machine the other core stays free for the main thread
-      { modelDir: dir, provider: 'auto', deviceId: 0, cpuThreads: 1 },
+      { modelDir: dir, provider: 'auto', deviceId: 0, cpuThreads: 1, restartDelayMs: 50 },
       { logger, startWorker: tracked(workers) },
     );
     await engine.start();
@@ -80,16 +98,20 @@ describe('the engine in its worker process', () => {
     expect(String(warning?.msg)).toMatch(/CUDA provider is not installed|cannot find|no GPU visible/);
   });
 
-  it('returns RGB images with timings and progress events', async () => {
+  it('returns RGB images through a shared-memory file, with timings and progress events', async () => {
     const events: string[] = [];
-    const output = await engine.generate(small({ images: [{ seed: 1 }, { seed: 2 }] }), (event) => events.push(event.stage));
+    const output = await engine.generate(small({ images: [{ seed: 1 }, { seed: 2 }] }), (event) => events.push(`${event.stage}:${event.step}/${event.steps}`));
     expect(output.images.map((image) => [image.width, image.height, image.data.length])).toEqual([
       [128, 128, 128 * 128 * 3],
       [128, 128, 128 * 128 * 3],
     ]);
     expect(output.images[0].data).toBeInstanceOf(Uint8Array);
-    expect(events).toEqual(['text', 'unet', 'unet', 'unet', 'unet', 'vae']);
+    expect(events).toEqual(['text:0/4', 'unet:1/4', 'unet:2/4', 'unet:3/4', 'unet:4/4', 'vae:4/4']);
     expect(output.timings.unetStepMs).toHaveLength(4);
+    expect(output.transfer).toMatchObject({ mode: 'shared-file', bytes: 2 * 128 * 128 * 3 });
+    expect(output.transfer!.ms).toBeGreaterThan(0);
+    // the engine reads each file once and deletes it
+    expect(pixelFiles()).toEqual([]);
   });
 
   it('keeps the main thread responsive during long generations (no timer gap over 50 ms)', async () => {
@@ -102,7 +124,7 @@ describe('the engine in its worker process', () => {
     }, 5);
     const started = performance.now();
     const big = small({ width: 1024, height: 1024, steps: 8, images: [0, 1, 2, 3].map((seed) => ({ seed })) });
-    await Promise.all([engine.generate(big), engine.generate(big)]);
+    await Promise.all([engine.generate(big), engine.generate(big), engine.generate(big)]);
     const busyMs = performance.now() - started;
     clearInterval(timer);
     expect(busyMs).toBeGreaterThan(300);
@@ -116,62 +138,167 @@ describe('the engine in its worker process', () => {
     expect((await good).images).toHaveLength(1);
   });
 
-  it('fails the running request cleanly when the worker dies, restarts it and serves the next request', async () => {
+  it('holds one request in the worker while another runs: canTake until two are posted, and the second starts before the first is back', async () => {
+    expect(engine.canTake(4)).toBe(true);
+    const order: string[] = [];
+    const request = small({ width: 1024, height: 1024 });
+    const first = engine.generate(request).then((output) => {
+      order.push('first back');
+      return output;
+    });
+    expect(engine.canTake(4)).toBe(true);
+    const second = engine.generate(request, (event) => {
+      if (event.stage === 'text') order.push('second started');
+    });
+    expect(engine.canTake(4)).toBe(false);
+    expect(engine.canTake(3)).toBe(false);
+    await encodePng((await first).images[0]);
+    order.push('first encoded');
+    await second;
+    expect(order.indexOf('second started')).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf('second started')).toBeLessThan(order.indexOf('first back'));
+    expect(engine.canTake(4)).toBe(true);
+  });
+
+  it('sends each posted request its own progress, first event first', async () => {
+    const seen: Record<string, string[]> = { a: [], b: [] };
+    await Promise.all(
+      (['a', 'b'] as const).map((name, i) => engine.generate(small({ steps: 2 + 2 * i }), (event) => seen[name].push(`${event.stage}:${event.step}`))),
+    );
+    expect(seen.a).toEqual(['text:0', 'unet:1', 'unet:2', 'vae:2']);
+    expect(seen.b).toEqual(['text:0', 'unet:1', 'unet:2', 'unet:3', 'unet:4', 'vae:4']);
+  });
+
+  it('rejects both posted requests with crashed when the worker dies, says it is restarting, then runs the next request', async () => {
     const started = workers.length;
+    const changes: string[] = [];
+    const stop = engine.onChange(() => changes.push(engine.availability(4).state));
     const running = engine.generate(small({ width: 1024, height: 1024, steps: 8, images: [0, 1, 2, 3].map((seed) => ({ seed })) }));
-    const queued = engine.generate(small({ images: [{ seed: 5 }] }));
+    const ahead = engine.generate(small({ images: [{ seed: 5 }] }));
     await new Promise((resolve) => setTimeout(resolve, 50));
     await kill(workers[workers.length - 1]);
     await expect(running).rejects.toMatchObject({ code: 'crashed' });
-    const after = await queued;
-    expect(after.images).toHaveLength(1);
+    await expect(ahead).rejects.toMatchObject({ code: 'crashed' });
+    expect(engine.availability(4)).toMatchObject({ state: 'unavailable', reason: 'restarting', detail: expect.stringContaining('signal SIGKILL') });
+    expect(engine.canTake(4)).toBe(false);
+    // asked while the worker restarts: nothing is posted, the caller keeps the job and asks again on a change
+    await expect(engine.generate(small())).rejects.toMatchObject({ code: 'unavailable' });
+    await ready(engine);
+    stop();
+    expect(changes).toContain('unavailable');
+    expect(changes[changes.length - 1]).toBe('ready');
+    expect((await engine.generate(small({ images: [{ seed: 5 }] }))).images).toHaveLength(1);
     expect(workers.length).toBe(started + 1);
     expect(lines.some((line) => line.msg === 'engine worker restarted')).toBe(true);
   });
 
-  it('hands the next request to the worker as soon as a result is back, so encoding one overlaps the next', async () => {
-    const events: string[] = [];
-    const request = small({ width: 1024, height: 1024 });
-    const first = engine.generate(request);
-    const second = engine.generate(request, (event) => {
-      if (event.stage === 'text') events.push('second started');
-    });
-    const output = await first;
-    events.push('first back');
-    await encodePng(output.images[0]);
-    events.push('first encoded');
-    await second;
-    // the second request starts as soon as the first's pixels are out of the worker, before the first is encoded
-    expect(events.indexOf('second started')).toBeGreaterThanOrEqual(0);
-    expect(events.indexOf('second started')).toBeLessThan(events.indexOf('first encoded'));
-  });
-
-  it('makes the same pixels after a restart', async () => {
+  it('makes the same pixels after a restart, and the same through an IPC message', async () => {
     const before = (await engine.generate(small({ images: [{ seed: 9 }] }))).images[0].data;
     await kill(workers[workers.length - 1]);
-    // asked while the worker restarts: the request waits for it instead of failing
+    await ready(engine);
     const after = (await engine.generate(small({ images: [{ seed: 9 }] }))).images[0].data;
     expect(Buffer.compare(Buffer.from(before), Buffer.from(after))).toBe(0);
+    const inline = createEngine({ modelDir: dir, provider: 'cpu', deviceId: 0, cpuThreads: 1, lazyUnets: true, pixelTransfer: 'message', commitAhead: false }, { logger });
+    await inline.start();
+    try {
+      const output = await inline.generate(small({ images: [{ seed: 9 }] }));
+      expect(output.transfer?.mode).toBe('message');
+      expect(Buffer.compare(Buffer.from(before), Buffer.from(output.images[0].data))).toBe(0);
+      expect(inline.canTake(4)).toBe(true);
+      void inline.generate(small());
+      expect(inline.canTake(4)).toBe(false);
+    } finally {
+      await inline.close();
+    }
   });
 });
 
-describe('a worker that keeps dying', () => {
-  it('is restarted three times within a minute, then the engine says it is out of service', async () => {
+describe('recovery', () => {
+  it('comes back after five kills within a minute, waiting longer each time, and runs jobs after', async () => {
     const workers: ChildProcess[] = [];
-    const { logger } = captureLogger();
+    const spawnedAt: number[] = [];
+    const { logger, lines } = captureLogger();
     const engine = createEngine(
-      { modelDir: dir, provider: 'cpu', deviceId: 0, lazyUnets: true },
+      { modelDir: dir, provider: 'cpu', deviceId: 0, cpuThreads: 1, lazyUnets: true, restartDelayMs: 100, restartMaxDelayMs: 1_000 },
+      {
+        logger,
+        startWorker: (script) => {
+          spawnedAt.push(performance.now());
+          return tracked(workers)(script);
+        },
+      },
+    );
+    await engine.start();
+    try {
+      const diedAt: number[] = [];
+      for (let death = 1; death <= 5; death++) {
+        diedAt.push(performance.now());
+        await kill(workers[workers.length - 1]);
+        expect(engine.availability(4).state).toBe('unavailable');
+        await ready(engine);
+      }
+      expect(workers).toHaveLength(6);
+      // 100, 200, 400, 800 ms, then the 1 s cap
+      const waits = diedAt.map((at, i) => spawnedAt[i + 1] - at);
+      [100, 200, 400, 800, 1000].forEach((least, i) => expect(waits[i]).toBeGreaterThanOrEqual(least - 5));
+      expect(waits[4]).toBeLessThan(1_900);
+      expect((await engine.generate(small())).images).toHaveLength(1);
+      expect(engine.availability(4)).toEqual({ state: 'ready' });
+      expect(lines.filter((line) => line.msg === 'engine worker restarted')).toHaveLength(5);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('keeps trying after a worker that fails to start, and is ready once one starts fine', async () => {
+    const exiting = join(root, 'exits.mjs');
+    writeFileSync(exiting, 'process.exit(3);\n');
+    const workers: ChildProcess[] = [];
+    let spawns = 0;
+    const { logger, lines } = captureLogger();
+    const engine = createEngine(
+      { modelDir: dir, provider: 'cpu', deviceId: 0, cpuThreads: 1, lazyUnets: true, restartDelayMs: 50 },
+      // the first restart gets a worker that exits at once, as one that cannot load its libraries would
+      { logger, startWorker: (script) => (++spawns === 2 ? startWorkerProcess(exiting) : tracked(workers)(script)) },
+    );
+    await engine.start();
+    try {
+      await kill(workers[0]);
+      await ready(engine);
+      expect(spawns).toBe(3);
+      expect(lines.some((line) => line.msg === 'the engine worker did not start again')).toBe(true);
+      expect(engine.availability(4)).toEqual({ state: 'ready' });
+      expect((await engine.generate(small())).images).toHaveLength(1);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('kills a frozen worker (SIGSTOP) after its run overstays, rejects that request with timeout, and runs the next', async () => {
+    const workers: ChildProcess[] = [];
+    const { logger, lines } = captureLogger();
+    const engine = createEngine(
+      { modelDir: dir, provider: 'cpu', deviceId: 0, cpuThreads: 1, restartDelayMs: 50, minRunTimeoutMs: 1_500, firstRunTimeoutMs: 20_000 },
       { logger, startWorker: tracked(workers) },
     );
     await engine.start();
     try {
-      for (let death = 1; death <= 3; death++) {
-        await kill(workers[workers.length - 1]);
-        expect((await engine.generate(small())).images).toHaveLength(1);
-      }
-      expect(workers).toHaveLength(4);
-      await kill(workers[workers.length - 1]);
-      await expect(engine.generate(small())).rejects.toMatchObject({ code: 'crashed', message: expect.stringContaining('died 4 times within a minute') });
+      await engine.generate(small());
+      let running!: () => void;
+      const began = new Promise<void>((resolve) => (running = resolve));
+      const frozen = engine.generate(small(), () => running());
+      const ahead = engine.generate(small({ images: [{ seed: 3 }] }));
+      await began;
+      const stoppedAt = performance.now();
+      workers[0].kill('SIGSTOP');
+      await expect(frozen).rejects.toMatchObject({ code: 'timeout' });
+      // the limit is 5 × a tiny run's median, raised to the 1.5 s floor
+      expect(performance.now() - stoppedAt).toBeGreaterThan(1_000);
+      await expect(ahead).rejects.toMatchObject({ code: 'crashed' });
+      expect(lines.some((line) => String(line.msg).startsWith('a run took far longer than runs like it'))).toBe(true);
+      await ready(engine);
+      expect((await engine.generate(small())).images).toHaveLength(1);
+      expect(workers).toHaveLength(2);
     } finally {
       await engine.close();
     }
@@ -230,7 +357,7 @@ describe('engine start-up errors', () => {
     await writeTinyModelFolder(corrupt, { steps: [4] });
     writeFileSync(join(corrupt, 'vae_decoder', 'model.onnx'), 'not a model');
     const error = await start(corrupt);
-    expect(error.message).toMatch(/vae_decoder\/model\.onnx: onnxruntime cannot load it/);
+    expect(error.problems).toEqual([expect.stringMatching(/^vae_decoder\/model\.onnx: not an ONNX model/)]);
   });
 
   it('fails with EXECUTION_PROVIDER=cuda when CUDA cannot load, saying what is missing and how to install it', async () => {

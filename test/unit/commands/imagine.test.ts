@@ -13,7 +13,7 @@ describe('/imagine options', () => {
     expect(options[1].choices?.map((choice) => choice.value)).toEqual([1, 2, 4]);
     expect(options[0]).toMatchObject({ required: true, minLength: 1, maxLength: 1000 });
     expect(options[4]).toMatchObject({ min: 1, max: 4 });
-    expect(COMMANDS.map((command) => command.name)).toEqual(['imagine', 'imagine-settings']);
+    expect(COMMANDS.map((command) => command.name)).toEqual(['imagine']);
   });
 });
 

@@ -26,8 +26,8 @@ describe('the safety rule', () => {
     expect(decideImage('spoiler', place({ direct: true }), flagged)).toMatchObject({ action: 'spoiler' });
   });
 
-  it('follows the server mode on Slack and the web, which have no age-restricted channels; Slack cannot blur', () => {
-    expect(decideImage('spoiler', place({ platform: 'web' }), flagged)).toMatchObject({ action: 'spoiler' });
+  it('follows the server mode on Slack and the web, which have no age-restricted channels and cannot blur', () => {
+    expect(decideImage('spoiler', place({ platform: 'web' }), flagged)).toEqual({ action: 'hide', reason: 'cannot_blur', flagged: true, score: 0.93 });
     expect(decideImage('spoiler', place({ platform: 'slack' }), flagged)).toEqual({ action: 'hide', reason: 'cannot_blur', flagged: true, score: 0.93 });
     expect(decideImage('hide', place({ platform: 'slack', nsfwChannel: true }), flagged)).toMatchObject({ action: 'hide' });
     expect(decideImage('off', place({ platform: 'slack' }), flagged)).toMatchObject({ action: 'post' });
