@@ -56,6 +56,7 @@ beforeAll(async () => {
     MODEL_DIR: modelDir,
     DATA_DIR: join(root, 'data'),
     EXECUTION_PROVIDER: 'cpu',
+    WEB_PORT: '0',
     DEFAULT_STEPS: '1',
     USER_BURST: '20',
     MAX_QUEUED_PER_USER: '5',

@@ -37,6 +37,7 @@ beforeAll(async () => {
     MODEL_DIR: modelDir,
     DATA_DIR: join(root, 'data'),
     EXECUTION_PROVIDER: 'cpu',
+    WEB_PORT: '0',
     DEFAULT_STEPS: '1',
     DEFAULT_COUNT: '2',
   });

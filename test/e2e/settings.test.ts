@@ -43,6 +43,7 @@ describe('/imagine-settings on Discord', () => {
         MODEL_DIR: modelDir,
         DATA_DIR: dataDir,
         EXECUTION_PROVIDER: 'cpu',
+        WEB_PORT: '0',
         DEFAULT_STEPS: '1',
         DEFAULT_COUNT: '1',
         USER_BURST: '20',
@@ -116,9 +117,23 @@ describe('/imagine-settings on Discord', () => {
     expect(other.content).toContain('· 1 step ·');
 
     expect(await answer(settings(admin, [{ name: 'quota', type: 3, value: '1' }], adminPermissions))).toContain('Daily quota: 1 images');
-    expect(await refusal(GUILD, CHANNEL, 'a lighthouse')).toBeUndefined();
-    expect(await refusal(GUILD, CHANNEL, 'a lighthouse')).toMatch(/^This server has used its 1 images for today; try again in /);
-    expect(await refusal(OTHER_GUILD, OTHER_CHANNEL, 'a lighthouse')).toBeUndefined();
+    // the quota is counted after the acknowledgement: its refusal is a follow-up to the deferred reply
+    const outcome = async (guildId: string, channelId: string): Promise<string> => {
+      const interaction = discord.sendCommand({ name: 'imagine', options: [{ name: 'prompt', type: 3, value: 'a lighthouse' }], user: member, guildId, channelId });
+      const callback = await interaction.waitForCallback();
+      if (callback.type === 4) return String(callback.data?.content);
+      // whichever comes; the other wait is left to time out quietly
+      const waits = [
+        interaction.waitForOriginal((m) => m.attachments.length > 0 || m.content.includes('This server has used'), 30_000),
+        interaction.waitForFollowup((m) => m.content.includes('This server has used'), 30_000),
+      ];
+      for (const wait of waits) wait.catch(() => undefined);
+      const done = await Promise.race(waits);
+      return done.attachments.length > 0 ? 'made' : done.content;
+    };
+    expect(await outcome(GUILD, CHANNEL)).toBe('made');
+    expect(await outcome(GUILD, CHANNEL)).toMatch(/This server has used its 1 images for today; try again in /);
+    expect(await outcome(OTHER_GUILD, OTHER_CHANNEL)).toBe('made');
   });
 
   it('says what to fix for a bad value, and refuses in a DM', async () => {
@@ -146,6 +161,7 @@ describe('/imagine-settings on Slack', () => {
         MODEL_DIR: modelDir,
         DATA_DIR: join(root, 'slack-data'),
         EXECUTION_PROVIDER: 'cpu',
+        WEB_PORT: '0',
         DEFAULT_STEPS: '1',
       }),
       { logger: createLogger({ level: 'silent' }) },
