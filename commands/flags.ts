@@ -15,7 +15,7 @@ const HELP = new RegExp(`^(?:help|${DASH}(?:help|h))$`, 'i');
 const STARTS_WITH_FLAG = new RegExp(`^${DASH}[a-z]`, 'i');
 
 /** The first required string option takes the free text; every other option is a `--flag value`. */
-export function parseFlags(definition: CommandDefinition, text: string, context: CommandContext): FlagParse {
+export function parseFlags(definition: CommandDefinition<unknown>, text: string, context: CommandContext): FlagParse {
   const trimmed = text.trim();
   if (trimmed === '' || HELP.test(trimmed)) return { kind: 'help' };
   const options = definition.options(context);
@@ -48,7 +48,7 @@ export function parseFlags(definition: CommandDefinition, text: string, context:
 }
 
 /** One usage line per option, from the same definition. */
-export function flagUsage(definition: CommandDefinition, context: CommandContext, command = `/${definition.name}`): string {
+export function flagUsage(definition: CommandDefinition<unknown>, context: CommandContext, command = `/${definition.name}`): string {
   const options = definition.options(context);
   const free = options.find((option) => option.kind === 'string' && option.required);
   const lines = [`Usage: ${command} ${free ? `<${free.name}>` : ''} ${options.filter((o) => o !== free).map((o) => `[--${o.aliases?.[0] ?? o.name} …]`).join(' ')}`.replace(/\s+/g, ' ').trim()];

@@ -4,6 +4,7 @@
 import type { GenerationRequest } from '../src/core/request.js';
 import type { Refusal } from '../src/core/refusal.js';
 import imagine from './imagine.js';
+import imagineSettings, { type SettingsAction } from './imagine-settings.js';
 
 export type OptionKind = 'string' | 'integer';
 
@@ -34,17 +35,27 @@ export type CommandContext = {
 /** Raw option values as a platform delivers them: numbers from Discord, text from Slack flags. */
 export type OptionValues = Readonly<Record<string, string | number | boolean | undefined>>;
 
-export type CommandDefinition = {
+/** A command; `Parsed` is what its options become (a request for /imagine, a settings action for /imagine-settings). */
+export type CommandDefinition<Parsed = GenerationRequest> = {
   name: string;
   description: string;
+  /** For server admins only: Discord shows it to members with Manage Server (`default_member_permissions`). */
+  requiredPermission?: 'manage_guild';
   options(context: CommandContext): readonly CommandOption[];
-  /** Validates and turns option values into one request, or the refusal that says what to fix. */
-  parse(values: OptionValues, context: CommandContext): GenerationRequest | Refusal;
+  /** Validates and turns option values into what the command does, or the refusal that says what to fix. */
+  parse(values: OptionValues, context: CommandContext): Parsed | Refusal;
 };
 
+/** The commands that make images: each parses into a request for the service. */
 export const COMMANDS = [imagine] as const satisfies readonly CommandDefinition[];
 
-export function isRefusal(value: GenerationRequest | Refusal): value is Refusal {
+/**
+ * The commands that configure the bot for a server (its admins only): registered beside COMMANDS on every platform,
+ * each routed to its own handler, since they make no request.
+ */
+export const ADMIN_COMMANDS = [imagineSettings] as const satisfies readonly CommandDefinition<SettingsAction>[];
+
+export function isRefusal<T extends object>(value: T | Refusal): value is Refusal {
   return 'code' in value;
 }
 

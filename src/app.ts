@@ -10,6 +10,7 @@ import { createLimits, type Limits } from './core/limits.js';
 import { createFairQueue } from './core/queue.js';
 import { randomSeed } from './core/request.js';
 import { createService, type Service } from './core/service.js';
+import { createSettingsStore, type ServerKey, type SettingsStore } from './core/settings.js';
 import type { Logger } from './logger.js';
 import { createDiscord, type DiscordBot } from './platforms/discord/bot.js';
 import { createSlack, type SlackBot } from './platforms/slack/app.js';
@@ -22,6 +23,8 @@ export type App = {
   readonly engine: StartableEngine;
   readonly service: Service;
   readonly store: JobStore;
+  /** Per-server settings (/imagine-settings), in the jobs' database. */
+  readonly settings: SettingsStore;
   readonly discord: DiscordBot | undefined;
   readonly slack: SlackBot | undefined;
   readonly web: WebPlatform | undefined;
@@ -45,16 +48,35 @@ export function createApp(config: Config, deps: { logger: Logger; commands?: rea
   const images = new ImageCache(join(config.dataDir, 'images'), config.imageCacheBytes);
   const limits: Limits = createLimits(config.limits, { logger });
   const defaults = () => ({ ...config.defaults, steps: defaultSteps(config.defaults.steps, engine.info?.steps ?? []) });
+  const settings = createSettingsStore(
+    {
+      path: join(config.dataDir, 'jobs.sqlite'),
+      defaults: {
+        blockedWords: config.blockedWords,
+        allowedChannels: config.allowedChannels,
+        safetyMode: config.safety.mode,
+        dailyQuota: config.limits.guildDailyImages,
+        defaultSteps: config.defaults.steps,
+      },
+      installedSteps: () => engine.info?.steps ?? [],
+    },
+    { logger },
+  );
   const service = createService(
     {
       blockedWords: config.blockedWords,
       allowedChannels: config.allowedChannels,
       variationStrength: config.variationStrength,
       stopTimeoutMs: config.stopTimeoutMs,
+      safety: { enabled: config.safety.enabled, mode: config.safety.mode, dmAllowed: config.safety.dmAllowed },
     },
-    { engine, store, limits, queue: createFairQueue(), images, logger },
+    { engine, store, limits, queue: createFairQueue(), images, logger, settings },
   );
-  const commandContext = (): CommandContext => ({ installedSteps: engine.info?.steps ?? [], defaults: defaults(), randomSeed });
+  // a server's own default step count, when its admins set one (the settings keep it to an installed count)
+  const commandContext = (server?: ServerKey): CommandContext => {
+    const own = server ? settings.settings(server) : undefined;
+    return { installedSteps: engine.info?.steps ?? [], defaults: { ...defaults(), ...(own?.own.defaultSteps ? { steps: own.defaultSteps } : {}) }, randomSeed };
+  };
   const discord = config.discord ? createDiscord(config.discord, { service, logger, commandContext, commands }) : undefined;
   const slack = config.slack ? createSlack(config.slack, { service, logger, commandContext, commands }) : undefined;
   const web = config.web ? createWeb({ ...config.web, dataDir: config.dataDir, modelDir: config.modelDir }, { service, store, images, logger, commandContext }) : undefined;
@@ -64,6 +86,7 @@ export function createApp(config: Config, deps: { logger: Logger; commands?: rea
     engine,
     service,
     store,
+    settings,
     discord,
     slack,
     web,
@@ -98,6 +121,7 @@ export function createApp(config: Config, deps: { logger: Logger; commands?: rea
       if (started.discord) await discord?.close();
       if (started.limits) await limits.close();
       if (started.engine) await engine.close();
+      settings.close();
       store.close();
       started = { engine: false, limits: false, discord: false, slack: false, web: false };
     },

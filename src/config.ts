@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ASPECTS, type Aspect } from './core/request.js';
 import { PROVIDER_CHOICES, type ProviderChoice } from './diffusion/provider.js';
+import { SAFETY_MODES, type SafetyMode } from './core/safety-policy.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 import { isLoopbackHost } from './platforms/web/host.js';
 import { maskUrlCredentials } from './redact.js';
@@ -49,6 +50,8 @@ export type Config = {
   defaults: { steps: number; count: number; aspect: Aspect };
   blockedWords: string[];
   allowedChannels: string[];
+  /** The image safety check: on runs the classifier on every image; the mode and DM rule are server defaults. */
+  safety: { enabled: boolean; threshold: number; mode: SafetyMode; dmAllowed: boolean };
   limits: {
     userBurst: number;
     userRefillMs: number;
@@ -97,6 +100,10 @@ export const SETTINGS = {
   DEFAULT_ASPECT: { default: '1:1', help: `aspect ratio when a request names none: ${ASPECTS.join(', ')}` },
   BLOCKED_WORDS: { default: '', help: 'comma-separated words refused in prompts (whole words, any case)' },
   ALLOWED_CHANNELS: { default: '', help: 'comma-separated channel ids where images may be made (empty: all; DMs always)' },
+  SAFETY: { default: 'on', help: 'on: check every image with the safety classifier in MODEL_DIR/safety_classifier (npm run models:fetch gets it); off: no image check' },
+  SAFETY_THRESHOLD: { default: '0.5', help: 'the classifier score (0–1) from which an image is flagged; lower flags more' },
+  SAFETY_MODE: { default: 'spoiler', help: `what a flagged image becomes outside age-restricted channels, until a server sets its own: ${SAFETY_MODES.join(', ')}` },
+  SAFETY_DM_ALLOWED: { default: 'false', help: 'true: flagged images are posted as they are in direct messages with the bot' },
   USER_BURST: { default: '5', help: 'requests a member may make at once before waiting for refills' },
   USER_REFILL_SECONDS: { default: '60', help: 'seconds until a member gets one more request back' },
   MAX_QUEUED_PER_USER: { default: '2', help: 'waiting requests per member' },
@@ -245,6 +252,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     blockedWords: list('BLOCKED_WORDS'),
     allowedChannels: list('ALLOWED_CHANNELS'),
+    safety: {
+      enabled: oneOf('SAFETY', ['on', 'off'] as const) === 'on',
+      threshold: fraction('SAFETY_THRESHOLD'),
+      mode: oneOf('SAFETY_MODE', SAFETY_MODES),
+      dmAllowed: flag('SAFETY_DM_ALLOWED'),
+    },
     limits: {
       userBurst: integer('USER_BURST', 1, 10_000) ?? 5,
       userRefillMs: (integer('USER_REFILL_SECONDS', 1, 86_400) ?? 60) * 1000,

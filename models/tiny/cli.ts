@@ -7,7 +7,7 @@ import { DEFAULT_TINY_STEPS, writeTinyModelFolder, type TinyModelOptions } from 
 import { writeTinyHubRepos } from './hub-repos.js';
 
 const USAGE =
-  'usage: node dist/models/tiny/cli.js <dir> [--fp16] [--int32] [--vector-timestep] [--lone-unet] [--steps 1,2,4,8] [--no-external-data]\n' +
+  'usage: node dist/models/tiny/cli.js <dir> [--fp16] [--int32] [--vector-timestep] [--lone-unet] [--steps 1,2,4,8] [--no-external-data] [--safety-score 0.9 | --no-safety]\n' +
   '       node dist/models/tiny/cli.js <dir> --hub-repos [--steps 1,2,4,8]   (tiny copies of the hub repos models:fetch reads, under their repo ids)';
 
 /** Turns the command line into the folder and its options; throws when it cannot. */
@@ -22,6 +22,8 @@ function parseTinyModelArgs(args: readonly string[]): { dir: string; options: Ti
       'lone-unet': { type: 'boolean', default: false },
       steps: { type: 'string' },
       'no-external-data': { type: 'boolean', default: false },
+      'safety-score': { type: 'string' },
+      'no-safety': { type: 'boolean', default: false },
       'hub-repos': { type: 'boolean', default: false },
     },
   });
@@ -33,6 +35,12 @@ function parseTinyModelArgs(args: readonly string[]): { dir: string; options: Ti
     loneUnet: values['lone-unet'],
     externalData: !values['no-external-data'],
   };
+  const score = values['safety-score'];
+  if (score !== undefined) {
+    if (!/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(score)) throw new Error(`--safety-score expects a number from 0 to 1, found "${score}"`);
+    options.safety = { score: Number(score) };
+  }
+  if (values['no-safety']) options.safety = false;
   if (values.steps !== undefined) {
     const parts = values.steps.split(',');
     if (!parts.every((part) => /^[1-9]\d*$/.test(part))) {

@@ -3,6 +3,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { attr, createGraph, writeModel, type Attributes, type Dim, type GraphBuilder } from './onnx-writer.js';
+import { writeTinySafetyClassifier, type TinySafetyOptions } from './safety-classifier.js';
 import { buildSmallVocabulary, mergesFileText } from './vocabulary.js';
 
 export type TinyModelOptions = {
@@ -18,6 +19,8 @@ export type TinyModelOptions = {
   timestepShape?: 'scalar' | 'vector';
   /** text_encoder_2 and the UNets keep their initializers in `model.onnx_data` (default true). */
   externalData?: boolean;
+  /** The image safety classifier in `safety_classifier/`: what it answers (default: every image safe, score 0.01), or false for none. */
+  safety?: TinySafetyOptions | false;
 };
 
 export const DEFAULT_TINY_STEPS = [1, 2, 4, 8] as const;
@@ -51,11 +54,11 @@ export function createTinyRng(seed: number): { next(): number; uniform(low: numb
 }
 
 type Rng = ReturnType<typeof createTinyRng>;
-type GraphOptions = Required<Omit<TinyModelOptions, 'steps' | 'loneUnet' | 'externalData'>>;
+type GraphOptions = Required<Omit<TinyModelOptions, 'steps' | 'loneUnet' | 'externalData' | 'safety'>>;
 
 /**
  * Writes the whole folder into `dir` (created if missing): model_index.json, scheduler/, tokenizer/, tokenizer_2/,
- * text_encoder/, text_encoder_2/, `unet_<n>step/` per step count (or `unet/`) and vae_decoder/.
+ * text_encoder/, text_encoder_2/, `unet_<n>step/` per step count (or `unet/`), vae_decoder/ and safety_classifier/.
  */
 export async function writeTinyModelFolder(dir: string, options: TinyModelOptions = {}): Promise<void> {
   const graphOptions: GraphOptions = {
@@ -100,6 +103,9 @@ export async function writeTinyModelFolder(dir: string, options: TinyModelOption
 
   await writeJson(path.join(dir, 'vae_decoder', 'config.json'), vaeConfig());
   await writeModel(path.join(dir, 'vae_decoder', 'model.onnx'), vaeDecoderGraph(graphOptions));
+
+  const safety = options.safety ?? { score: 0.01 };
+  if (safety !== false) await writeTinySafetyClassifier(dir, safety);
 }
 
 // --- graphs, opset 17: ReduceSum, Unsqueeze and Squeeze take `axes` as an input (ReduceMean only from opset 18) ---

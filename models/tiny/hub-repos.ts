@@ -5,12 +5,14 @@ import { dirname, join } from 'node:path';
 import { float32ToFloat16 } from '../../src/diffusion/fp16.js';
 import { writeSafetensors } from '../../src/model-build/safetensors.js';
 import { writeTinyModelFolder } from './generate.js';
+import { writeTinySafetyClassifier } from './safety-classifier.js';
 import { writeModel } from './onnx-writer.js';
 import { torchExportUnet, torchExportVaeDecoder, withLegacyAttentionNames, type StateDict, type WeightSet } from './torch-export.js';
 
 export const BASE_REPO = 'stabilityai/stable-diffusion-xl-base-1.0';
 export const LIGHTNING_REPO = 'ByteDance/SDXL-Lightning';
 export const VAE_FIX_REPO = 'madebyollin/sdxl-vae-fp16-fix';
+export const SAFETY_REPO = 'AdamCodd/vit-base-nsfw-detector';
 
 /** The Lightning UNet file for each step count (the 1-step one predicts x0). */
 export const LIGHTNING_FILES: Readonly<Record<number, string>> = {
@@ -52,7 +54,8 @@ export async function writeStateDict(path: string, stateDict: StateDict, dtype: 
  * Writes under `root`: the SDXL base repo (tokenizers, text encoders, the torch-export-shaped `unet/model.onnx` with
  * `model.onnx_data` and `vae_decoder/model.onnx`, and the same weights as `unet/…fp16.safetensors` and
  * `vae/…fp16.safetensors`), the Lightning repo (one fp16 UNet file per step count, each its own weights), the fp16-fix
- * VAE repo (old attention names), and the references.
+ * VAE repo (old attention names), the safety classifier repo (its ONNX export under onnx/, a tiny one that
+ * scores every image 0.01), and the references.
  */
 export async function writeTinyHubRepos(root: string, steps: readonly number[] = [1, 2, 4, 8]): Promise<TinyHubRepos> {
   const base = join(root, BASE_REPO);
@@ -86,5 +89,7 @@ export async function writeTinyHubRepos(root: string, steps: readonly number[] =
   await mkdir(vaeFix, { recursive: true });
   await writeStateDict(join(vaeFix, 'diffusion_pytorch_model.safetensors'), withLegacyAttentionNames(fixed.stateDict), 'F32');
   await writeModel(join(reference, 'vae_decoder/model.onnx'), fixed.graph, opset);
-  return { repos: { [BASE_REPO]: base, [LIGHTNING_REPO]: lightning, [VAE_FIX_REPO]: vaeFix }, reference };
+  const safety = join(root, SAFETY_REPO);
+  await writeTinySafetyClassifier(safety, { score: 0.01 }, 'onnx');
+  return { repos: { [BASE_REPO]: base, [LIGHTNING_REPO]: lightning, [VAE_FIX_REPO]: vaeFix, [SAFETY_REPO]: safety }, reference };
 }

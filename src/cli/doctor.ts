@@ -1,5 +1,5 @@
 // `npm run doctor`: checks the box the bot runs on — Node, onnxruntime-node, CUDA (and exactly why not), the GPU,
-// the chat platforms' tokens, and the model folder. Exits 1 when the configured setup cannot work.
+// the chat platforms' tokens, the model folder and the image safety classifier. Exits 1 when the configured setup cannot work.
 
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -7,6 +7,7 @@ import { relative } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describeCudaProblem, findModelFolder, inspectCuda, ModelFolderError, PROVIDER_CHOICES, type ModelFolder } from '../diffusion/index.js';
 import { loadPipeline } from '../diffusion/pipeline.js';
+import { findSafetyClassifier, loadSafetyClassifier, readSafetyConfig, safetyClassifierProblems } from '../diffusion/safety.js';
 import { createGraph, encodeModel } from '../../models/tiny/onnx-writer.js';
 import { CUDA_INSTALL_COMMAND } from '../install/cuda-provider.js';
 import type { Config } from '../config.js';
@@ -14,7 +15,7 @@ import { inspectWorkers } from '../remote/doctor.js';
 import { fail, loadConfigOrFail, parseArgsOrUsage } from './output.js';
 
 const USAGE = `usage: npm run doctor -- [--load] [--model-dir DIR] [--provider ${PROVIDER_CHOICES.join('|')}]
-  --load       also load every model with the provider and check its inputs and outputs
+  --load       also load every model (the safety classifier too) with the provider and check its inputs and outputs
   --model-dir  the model folder to check (default: MODEL_DIR, else models/sdxl-lightning)
   --provider   the execution provider to check for (default: EXECUTION_PROVIDER, else auto)`;
 
@@ -103,6 +104,45 @@ async function checkPlatforms(config: Config): Promise<boolean> {
   return healthy;
 }
 
+/** The image safety classifier: its files, and with --load whether it loads and scores an image. False when SAFETY=on cannot work. */
+async function checkSafety(config: Config, load: boolean, cudaWorks: boolean): Promise<boolean> {
+  section(`Image safety check (SAFETY=${config.safety.enabled ? 'on' : 'off'})`);
+  if (!config.safety.enabled) {
+    warn('SAFETY=off: images are posted without an image check (the word list still applies)');
+    return true;
+  }
+  const problems = safetyClassifierProblems(config.modelDir);
+  if (problems.length > 0) {
+    for (const problem of problems) bad(problem);
+    warn('get it with `npm run models:fetch` (it downloads only what is missing), or set SAFETY=off');
+    return false;
+  }
+  const files = findSafetyClassifier(config.modelDir)!;
+  const { preprocess, labels } = readSafetyConfig(files, config.modelDir);
+  ok(`classifier: ${describeModel(config.modelDir, files.model)}, labels ${labels.join('/')}, ${preprocess.width}×${preprocess.height} ${preprocess.filter}; flagged from a score of ${config.safety.threshold}`);
+  ok(`flagged images outside age-restricted channels: ${config.safety.mode} (servers may choose their own); in DMs: ${config.safety.dmAllowed ? 'posted as they are' : `as elsewhere`}`);
+  if (!load) {
+    process.stdout.write('  (run `npm run doctor -- --load` to load the classifier and score a test image)\n');
+    return true;
+  }
+  const provider = config.provider === 'cpu' || !cudaWorks ? 'cpu' : 'cuda';
+  const started = performance.now();
+  try {
+    const classifier = await loadSafetyClassifier({ modelDir: config.modelDir, threshold: config.safety.threshold, session: { provider, deviceId: config.cudaDeviceId, cpuThreads: config.cpuThreads } });
+    try {
+      const grey = { width: 64, height: 64, data: new Uint8Array(64 * 64 * 3).fill(128) };
+      const [verdict] = await classifier.classify([grey]);
+      ok(`the classifier is loaded on ${provider} and scores a plain grey test image ${verdict.score.toFixed(3)} (${Math.round(performance.now() - started)} ms)`);
+    } finally {
+      await classifier.close();
+    }
+    return true;
+  } catch (error) {
+    for (const problem of error instanceof ModelFolderError ? error.problems : [(error as Error).message]) bad(problem);
+    return false;
+  }
+}
+
 async function main(): Promise<void> {
   const values = parseOptions(process.argv.slice(2));
   // the options stand for their settings, so a bad value gets the setting's own sentence
@@ -189,6 +229,8 @@ async function main(): Promise<void> {
   } else if (folder) {
     process.stdout.write('  (run `npm run doctor -- --load` to load every model and check its inputs and outputs)\n');
   }
+
+  if (!(await checkSafety(config, values.load, cudaWorks))) healthy = false;
 
   process.stdout.write(`\n${healthy ? 'The bot can run with this setup.' : 'The bot cannot run with this setup yet: fix the FAIL lines above.'}\n`);
   process.exit(healthy ? 0 : 1);

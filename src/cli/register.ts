@@ -1,6 +1,6 @@
 // `npm run register`: puts the slash commands on Discord now (globally, or to DISCORD_GUILD_ID) and says what changed.
 
-import { COMMANDS } from '../../commands/index.js';
+import { ADMIN_COMMANDS, COMMANDS } from '../../commands/index.js';
 import { defaultSteps } from '../app.js';
 import { randomSeed } from '../core/request.js';
 import { findModelFolder, ModelFolderError } from '../diffusion/index.js';
@@ -30,7 +30,7 @@ const scope = config.discord.guildId ? 'guild' : 'global';
 const context = { installedSteps, defaults: { ...config.defaults, steps: defaultSteps(config.defaults.steps, installedSteps) }, randomSeed };
 try {
   const result = await registerCommands(
-    COMMANDS.map((definition) => commandJson(definition, context, scope)),
+    [...COMMANDS, ...ADMIN_COMMANDS].map((definition) => commandJson(definition, context, scope)),
     { token: config.discord.token, applicationId: config.discord.applicationId, guildId: config.discord.guildId, apiUrl: config.discord.apiUrl },
   );
   process.stdout.write(`${describeRegistration(result)}\n`);

@@ -6,6 +6,7 @@ import { configSecrets } from '../config.js';
 import { createLogger } from '../logger.js';
 import { redactText } from '../redact.js';
 import { DuplicateWorkerError } from '../remote/registry.js';
+import { localEngineOptions } from '../remote/engines.js';
 import { createRemoteWorker } from '../remote/worker.js';
 import { fail, loadConfigOrFail, parseArgsOrUsage } from './output.js';
 
@@ -20,10 +21,7 @@ if (!redisUrl) fail('npm run worker needs REDIS_URL: the Redis server the bot us
 
 const secrets = configSecrets(config);
 const logger = createLogger({ level: config.logLevel, secrets, name: 'lightning-worker' });
-const engine = createEngine(
-  { modelDir: config.modelDir, provider: config.provider, deviceId: config.cudaDeviceId, lazyUnets: config.lazyUnets, cpuThreads: config.cpuThreads },
-  { logger },
-);
+const engine = createEngine(localEngineOptions(config), { logger });
 const worker = createRemoteWorker(
   {
     redisUrl,

@@ -3,12 +3,13 @@
 // minutes, and leaves a job it could not finish in the store as `delivering`, so the next start delivers it.
 
 import type { Logger } from '../logger.js';
-import { composeGrid, decodeImage, encodeForUpload, imageFileName, type EncodedImage, type RgbImage } from '../render/index.js';
+import { composeGrid, decodeImage, encodeForUpload, imageFileName, placeholderTile, type EncodedImage, type RgbImage } from '../render/index.js';
 import { deliveryVerdict } from './delivery-error.js';
 import type { ImageCache } from './image-cache.js';
 import type { Job, JobStore, JobTimings } from './jobs.js';
 import type { Refusal } from './refusal.js';
 import { ASPECT_SIZES } from './request.js';
+import { attachmentAction, decideImages, safetyNote, safetyNoteText, type ImageVerdict, type SafetyDecision, type SafetyMode } from './safety-policy.js';
 
 /** What the deliver step hands a platform: one file (a grid or a single image) and what to say about it. */
 export type ResultDelivery = {
@@ -24,7 +25,14 @@ export type ResultDelivery = {
   truncated: boolean;
   /** Served from the image cache without the GPU. */
   fromCache: boolean;
+  /** The file must be blurred until clicked (its name already starts with `SPOILER_`, as Discord wants). */
+  spoiler?: boolean;
+  /** Says that images were blurred or hidden by the safety check; shown under the result. */
+  safetyNote?: string;
 };
+
+/** The safety rule for a job: its server's mode, and whether flagged images may be posted in DMs. */
+export type SafetyRule = { mode: SafetyMode; dmAllowed: boolean };
 
 /** How long a platform that cannot be reached is tried again, doubling the wait from `firstDelayMs` up to `maxDelayMs`. */
 export type DeliveryRetry = { firstDelayMs: number; maxDelayMs: number; giveUpAfterMs: number };
@@ -52,7 +60,12 @@ export type DeliverDeps = {
   onCached?(job: Job, cached: boolean): void;
   /** The job ended failed (its owner was told, or could not be). */
   onFailed?(job: Job): void;
+  /** The safety rule for the job's server; without it (SAFETY=off) images are posted unchecked and nothing is recorded. */
+  safety?(job: Job): SafetyRule;
 };
+
+/** A DM: Discord's have no guild; Slack's have a team, and their channel ids start with D. */
+const isDirect = (job: Job): boolean => job.guildId === null || (job.platform === 'slack' && job.channelId.startsWith('D'));
 
 /**
  * Where image `index` of a job is cached. A U job's one image is image `parentIndex` of its parent, so it is cached
@@ -81,8 +94,10 @@ export class Deliverer {
   }
 
   /** Images fresh from the engine: cached for U buttons, composed, encoded and posted. */
-  generated(job: Job, images: readonly RgbImage[], result: { truncated: boolean; timings: JobTimings; worker?: string }): void {
+  generated(job: Job, images: readonly RgbImage[], result: { truncated: boolean; timings: JobTimings; worker?: string; safety?: readonly ImageVerdict[] }): void {
     this.deps.store.markDelivering(job.id, result.timings, result.worker ?? null);
+    // decided and recorded before anything is posted, so a restart posts the same way
+    const decisions = this.decide(job, images.length, result.safety);
     this.track(
       this.cache(job, images).then((cached) => this.deps.onCached?.(job, cached)),
       job,
@@ -91,10 +106,12 @@ export class Deliverer {
       (async () => {
         // let the caller go on first, so the engine gets its next job before the grid is composed on this thread
         await new Promise((resolve) => setImmediate(resolve));
-        await this.post(job, () => (images.length === 1 ? images[0] : composeGrid([...images])), {
+        const shown = this.hideFlagged(job, images, decisions);
+        await this.post(job, () => (shown.length === 1 ? shown[0] : composeGrid([...shown])), {
           truncated: result.truncated,
           fromCache: false,
           timings: result.timings,
+          decisions,
         });
       })(),
       job,
@@ -103,17 +120,54 @@ export class Deliverer {
 
   /** Images from the cache (a U click whose image is there, or a job made before a restart): posted as they are. */
   fromCache(job: Job, pngs: readonly Buffer[], options: { fromCache: boolean; truncated?: boolean }): void {
+    const decisions = this.decide(job, pngs.length, this.recordedVerdicts(job));
+    const hidden = (i: number): boolean => decisions?.[i]?.action === 'hide';
     this.track(
       this.post(
         job,
         async () => {
-          if (pngs.length === 1) return { data: pngs[0], format: 'png', contentType: 'image/png', extension: 'png', ...ASPECT_SIZES[job.request.aspect] } satisfies EncodedImage;
-          return composeGrid(await Promise.all(pngs.map((png) => decodeImage(png))));
+          const { width, height } = ASPECT_SIZES[job.request.aspect];
+          if (pngs.length === 1 && !hidden(0)) return { data: pngs[0], format: 'png', contentType: 'image/png', extension: 'png', width, height } satisfies EncodedImage;
+          const images = await Promise.all(pngs.map((png, i) => (hidden(i) ? placeholderTile(width, height) : decodeImage(png))));
+          return images.length === 1 ? images[0] : composeGrid(images);
         },
-        { truncated: options.truncated ?? false, fromCache: options.fromCache },
+        { truncated: options.truncated ?? false, fromCache: options.fromCache, decisions },
       ),
       job,
     );
+  }
+
+  /**
+   * Decides and records what happens to each image (SAFETY=on): by the verdicts, the server's mode and the place.
+   * Images without a verdict (a runner that does not check) count as flagged and are recorded as not checked.
+   */
+  private decide(job: Job, count: number, verdicts: readonly (ImageVerdict | undefined)[] | undefined): SafetyDecision[] | undefined {
+    const rule = this.deps.safety?.(job);
+    if (!rule) return undefined;
+    const place = { platform: job.platform, nsfwChannel: job.nsfwChannel, direct: isDirect(job), dmAllowed: rule.dmAllowed };
+    const decisions = decideImages(rule.mode, place, Array.from({ length: count }, (_, i) => verdicts?.[i]));
+    this.deps.store.setSafety(job.id, decisions);
+    if (decisions.some((d) => d.flagged !== false)) this.logger.info({ job: job.id, decisions }, 'the safety check flagged images, or could not check them');
+    return decisions;
+  }
+
+  /**
+   * The verdicts a job from the cache was posted with: its own record (made before a restart), else, for a U, those
+   * of the grid image it shows, so U on a flagged image follows the same rule.
+   */
+  private recordedVerdicts(job: Job): (ImageVerdict | undefined)[] | undefined {
+    const toVerdict = (d: SafetyDecision | undefined): ImageVerdict | undefined => (d && d.flagged !== null && d.score !== null ? { flagged: d.flagged, score: d.score } : undefined);
+    const own = this.deps.store.get(job.id)?.safety ?? job.safety;
+    if (own) return own.map(toVerdict);
+    if (job.kind !== 'upscale' || job.parentId === null || job.parentIndex === null) return undefined;
+    const [gridId, index] = cacheKey(job, 0);
+    return [toVerdict(this.deps.store.get(gridId)?.safety?.[index])];
+  }
+
+  /** The images as they are shown: a placeholder tile in place of each hidden one. */
+  private hideFlagged(job: Job, images: readonly RgbImage[], decisions: readonly SafetyDecision[] | undefined): readonly RgbImage[] {
+    if (!decisions?.some((d) => d.action === 'hide')) return images;
+    return images.map((image, i) => (decisions[i]?.action === 'hide' ? placeholderTile(image.width, image.height) : image));
   }
 
   /** Tells the member the job failed and marks it failed; `error` is the admin's detail for the record. */
@@ -163,7 +217,7 @@ export class Deliverer {
   private async post(
     job: Job,
     image: () => RgbImage | EncodedImage | Promise<RgbImage | EncodedImage>,
-    details: { truncated: boolean; fromCache: boolean; timings?: JobTimings },
+    details: { truncated: boolean; fromCache: boolean; timings?: JobTimings; decisions?: readonly SafetyDecision[] },
   ): Promise<void> {
     const target = this.deps.target(job);
     if (!target) {
@@ -179,9 +233,14 @@ export class Deliverer {
       this.logger.error({ err: error, job: job.id }, 'could not encode the images');
       return this.tell(job, { code: 'generation_failed' }, `encoding failed: ${(error as Error).message}`);
     }
+    const spoiler = details.decisions !== undefined && attachmentAction(details.decisions) === 'spoiler';
+    const note = details.decisions && safetyNote(details.decisions);
     const result: ResultDelivery = {
       file,
-      fileName: imageFileName(job.id, file.extension),
+      // Discord blurs an attachment whose name starts with SPOILER_ until it is clicked
+      fileName: `${spoiler ? 'SPOILER_' : ''}${imageFileName(job.id, file.extension)}`,
+      ...(spoiler ? { spoiler } : {}),
+      ...(note ? { safetyNote: safetyNoteText(note, details.decisions!.length) } : {}),
       seeds: Array.from({ length: job.request.count }, (_, i) => job.request.seed + i),
       ...ASPECT_SIZES[job.request.aspect],
       elapsedMs: this.deps.now() - job.createdAt,

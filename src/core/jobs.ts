@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { GenerationRequest, Platform } from './request.js';
+import type { SafetyDecision } from './safety-policy.js';
 
 /** `delivering`: the images are made (and being cached), the post to the platform is not done yet. */
 export type JobStatus = 'queued' | 'running' | 'delivering' | 'done' | 'failed' | 'cancelled';
@@ -44,9 +45,13 @@ export type Job = {
   error: string | null;
   /** Which runner made the images: the local engine, or a GPU worker's name. */
   worker: string | null;
+  /** Asked in a Discord channel marked age-restricted, where flagged images are posted as they are. */
+  nsfwChannel: boolean;
+  /** Per image, what the safety check said (flagged, score) and what was done (post, spoiler, hide); null until decided. */
+  safety: SafetyDecision[] | null;
 };
 
-export type NewJob = Pick<Job, 'kind' | 'platform' | 'guildId' | 'channelId' | 'userId' | 'request' | 'parentId' | 'parentIndex' | 'reply'>;
+export type NewJob = Pick<Job, 'kind' | 'platform' | 'guildId' | 'channelId' | 'userId' | 'request' | 'parentId' | 'parentIndex' | 'reply'> & { nsfwChannel?: boolean };
 
 /** Versioned schema: each entry runs once, in order, inside a transaction; `PRAGMA user_version` records how far. */
 const MIGRATIONS: readonly string[] = [
@@ -76,6 +81,9 @@ const MIGRATIONS: readonly string[] = [
    DROP INDEX jobs_unfinished;
    CREATE INDEX jobs_unfinished ON jobs (status, created_at) WHERE status IN ('queued', 'running', 'delivering');
    CREATE INDEX jobs_unpruned ON jobs (finished_at) WHERE reply_pruned = 0 AND status IN ('done', 'failed', 'cancelled');`,
+  // the image safety check: where the job was asked (an age-restricted channel), and each image's decision as JSON
+  `ALTER TABLE jobs ADD COLUMN nsfw_channel INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE jobs ADD COLUMN safety TEXT;`,
 ];
 
 type Row = {
@@ -97,6 +105,8 @@ type Row = {
   result_message_id: string | null;
   error: string | null;
   worker: string | null;
+  nsfw_channel: number;
+  safety: string | null;
 };
 
 function fromRow(row: Row): Job {
@@ -119,6 +129,8 @@ function fromRow(row: Row): Job {
     resultMessageId: row.result_message_id,
     error: row.error,
     worker: row.worker,
+    nsfwChannel: row.nsfw_channel === 1,
+    safety: row.safety === null ? null : (JSON.parse(row.safety) as SafetyDecision[]),
   };
 }
 
@@ -174,13 +186,15 @@ export class JobStore {
       resultMessageId: null,
       error: null,
       worker: null,
+      nsfwChannel: job.nsfwChannel === true,
+      safety: null,
     };
     this.db
       .prepare(
-        `INSERT INTO jobs (id, kind, platform, guild_id, channel_id, user_id, request, parent_id, parent_index, status, created_at, reply)
-         VALUES (@id, @kind, @platform, @guildId, @channelId, @userId, @request, @parentId, @parentIndex, 'queued', @createdAt, @reply)`,
+        `INSERT INTO jobs (id, kind, platform, guild_id, channel_id, user_id, request, parent_id, parent_index, status, created_at, reply, nsfw_channel)
+         VALUES (@id, @kind, @platform, @guildId, @channelId, @userId, @request, @parentId, @parentIndex, 'queued', @createdAt, @reply, @nsfw)`,
       )
-      .run({ ...record, request: JSON.stringify(record.request), reply: JSON.stringify(record.reply) });
+      .run({ ...record, request: JSON.stringify(record.request), reply: JSON.stringify(record.reply), nsfw: record.nsfwChannel ? 1 : 0 });
     return record;
   }
 
@@ -253,6 +267,11 @@ export class JobStore {
 
   setResultMessage(id: string, messageId: string): void {
     this.db.prepare('UPDATE jobs SET result_message_id = ? WHERE id = ?').run(messageId, id);
+  }
+
+  /** Records each image's safety decision (what the check said and what was done), in image order. */
+  setSafety(id: string, decisions: readonly SafetyDecision[]): void {
+    this.db.prepare('UPDATE jobs SET safety = ? WHERE id = ?').run(JSON.stringify(decisions), id);
   }
 
   close(): void {

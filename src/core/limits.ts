@@ -24,7 +24,8 @@ export type LimitsConfig = {
 };
 
 /** Who asks: "platform:userId", "platform:guildId" (null in DMs), and how many images the grid has. */
-export type LimitSubject = { userKey: string; guildKey: string | null; images: number };
+/** `dailyQuota`: the server's own images per UTC day (a per-server setting); undefined: the configured quota. */
+export type LimitSubject = { userKey: string; guildKey: string | null; images: number; dailyQuota?: number | null };
 
 export type Admission = { ok: true } | { ok: false; refusal: Refusal };
 
@@ -100,10 +101,11 @@ class LimiterSet {
     return `${this.#idPrefix}-${key}`;
   }
 
-  get(key: string): Bottleneck {
+  /** `reservoir`: a bucket that starts fuller or emptier than the set's (a server with its own quota; its key says so). */
+  get(key: string, reservoir?: number): Bottleneck {
     let limiter = this.#limiters.get(key);
     if (!limiter) {
-      limiter = new Bottleneck({ ...this.#options, id: this.id(key) });
+      limiter = new Bottleneck({ ...this.#options, ...(reservoir === undefined ? {} : { reservoir }), id: this.id(key) });
       this.#limiters.set(key, limiter);
     }
     return limiter;
@@ -263,22 +265,23 @@ class BottleneckLimits implements Limits {
       const [, lastRefill] = await Promise.all([user.result.undone, buckets.lastRefill(subject.userKey, user.limiter)]);
       return refuse({ code: 'rate_limited', retryAfterMs: this.#retryAfter(lastRefill) });
     }
-    if (guildDailyImages === null || subject.guildKey === null || !buckets.guilds) return { ok: true };
+    const quota = subject.dailyQuota === undefined ? guildDailyImages : subject.dailyQuota;
+    if (quota === null || subject.guildKey === null || !buckets.guilds) return { ok: true };
     const { day, msToMidnight } = utcDay(this.#now());
-    const guildKey = `${subject.guildKey}@${day}`;
-    const guild = await this.#use(buckets.guilds, guildKey, (limiter) => takeTokens(limiter, subject.images, guildDailyImages));
+    const guild = await this.#use(buckets.guilds, guildBucket(subject.guildKey, day, quota, guildDailyImages), (limiter) => takeTokens(limiter, subject.images, quota), quota);
     if (guild.result.taken) return { ok: true };
     await Promise.all([guild.result.undone, giveTokens(user.limiter, 1, userBurst)]);
-    return refuse({ code: 'daily_quota', limit: guildDailyImages, retryAfterMs: msToMidnight });
+    return refuse({ code: 'daily_quota', limit: quota, retryAfterMs: msToMidnight });
   }
 
   async #giveTo(buckets: Buckets, subject: LimitSubject): Promise<void> {
     const { userBurst, guildDailyImages } = this.#config;
     await this.#use(buckets.users, subject.userKey, (limiter) => giveTokens(limiter, 1, userBurst));
-    if (guildDailyImages === null || subject.guildKey === null || !buckets.guilds) return;
+    const quota = subject.dailyQuota === undefined ? guildDailyImages : subject.dailyQuota;
+    if (quota === null || subject.guildKey === null || !buckets.guilds) return;
     // Today's quota: a job admitted before midnight and refunded after it gives nothing to a fresh day (capped).
-    const key = `${subject.guildKey}@${utcDay(this.#now()).day}`;
-    await this.#use(buckets.guilds, key, (limiter) => giveTokens(limiter, subject.images, guildDailyImages));
+    const key = guildBucket(subject.guildKey, utcDay(this.#now()).day, quota, guildDailyImages);
+    await this.#use(buckets.guilds, key, (limiter) => giveTokens(limiter, subject.images, quota), quota);
   }
 
   /**
@@ -305,25 +308,25 @@ class BottleneckLimits implements Limits {
    * 2.19 does this itself only for errors worded without "ERR ", which Redis 7 adds (bottleneck issues #205, #212).
    * Those checks fail before the script writes anything.
    */
-  async #use<T>(set: LimiterSet, key: string, use: (limiter: Bottleneck) => Promise<T>): Promise<{ limiter: Bottleneck; result: T }> {
-    const limiter = await this.#limiter(set, key);
+  async #use<T>(set: LimiterSet, key: string, use: (limiter: Bottleneck) => Promise<T>, reservoir?: number): Promise<{ limiter: Bottleneck; result: T }> {
+    const limiter = await this.#limiter(set, key, reservoir);
     try {
       return { limiter, result: await use(limiter) };
     } catch (error) {
       if (!set.shared || !LOST_STATE.test(error instanceof Error ? error.message : String(error))) throw error;
       this.#logger.debug({ key, err: error }, 'a shared limiter lost its Redis state; making it again');
       await set.drop(key);
-      const again = await this.#limiter(set, key);
+      const again = await this.#limiter(set, key, reservoir);
       return { limiter: again, result: await use(again) };
     }
   }
 
   /** The set's limiter for `key`; a shared one that failed to start (Redis went away meanwhile) is made again once. */
-  async #limiter(set: LimiterSet, key: string): Promise<Bottleneck> {
-    let limiter = set.get(key);
+  async #limiter(set: LimiterSet, key: string, reservoir?: number): Promise<Bottleneck> {
+    let limiter = set.get(key, reservoir);
     if (set.shared && !(await limiter.ready().then(() => true, () => false))) {
       set.forget(key);
-      limiter = set.get(key);
+      limiter = set.get(key, reservoir);
     }
     this.#lastUse.set(limiter, ++this.#uses);
     return limiter;
@@ -382,9 +385,9 @@ class BottleneckLimits implements Limits {
     };
   }
 
+  /** Servers' daily buckets; always made, since a server may set its own quota when there is no default one. */
   #guildSet(options: Bottleneck.ConstructorOptions): LimiterSet | undefined {
-    const daily = this.#config.guildDailyImages;
-    return daily === null ? undefined : new LimiterSet(this.#ids.guilds, { ...options, reservoir: daily });
+    return new LimiterSet(this.#ids.guilds, { ...options, reservoir: this.#config.guildDailyImages ?? 0 });
   }
 
   #usableShared(): Shared | undefined {
@@ -454,6 +457,14 @@ const refuse = (refusal: Refusal): Admission => ({ ok: false, refusal });
  * Takes `amount` from a limiter's reservoir when it holds that many. When it does not, the take is being undone;
  * the caller awaits `undone` beside its next call (in Redis, both go out in one round trip).
  */
+/**
+ * A server's bucket for one UTC day. A server with its own quota gets a bucket named after it, so a changed quota
+ * starts a bucket of its size at once (the day's count starts again), as a changed setting does for every bucket.
+ */
+function guildBucket(guildKey: string, day: string, quota: number, configured: number | null): string {
+  return quota === configured ? `${guildKey}@${day}` : `${guildKey}#q${quota}@${day}`;
+}
+
 async function takeTokens(
   limiter: Bottleneck,
   amount: number,

@@ -27,14 +27,70 @@ export type Policy = {
   readonly blockedWord: RegExp | undefined;
 };
 
-const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+/** Escapes for inside a character class, where `-` and `^` mean something too. */
+const escapeInClass = (text: string): string => text.replace(/[\\\]\[^-]/g, '\\$&');
+
+/**
+ * Digits and signs that stand for letters in simple leetspeak ("n0pe", "$3cr3t", "b@d"). "1" and "|" read as i or l,
+ * so each letter of a blocked word matches any of its stand-ins rather than the text being rewritten one way.
+ */
+export const LEET_STAND_INS: Readonly<Record<string, string>> = {
+  a: '4@^',
+  b: '8',
+  e: '3€',
+  g: '96',
+  i: '1!|',
+  l: '1|',
+  o: '0',
+  s: '5$',
+  t: '7+',
+  z: '2',
+};
+
+/** Characters people put between the letters of a spelled-out word ("f.o.r.b.i.d.d.e.n", "f o r b i d"). */
+const LETTER_SEPARATOR = `[\\s._*~·•:;,/\\\\'"-]+`;
+/** Spelled-out words shorter than this are not looked for: "a s" is too often two ordinary words. */
+const MIN_SPELLED_OUT = 3;
+
+/** Between the words of a blocked phrase: any run of non-letters, so "bad word" also catches "bad-word" and "bad_word". */
+const BETWEEN_WORDS = '[^\\p{L}\\p{N}]+';
+
+/** What splits a blocked entry into words: spaces, hyphens, underscores and dots ("x-rated" also catches "x rated"). */
+const WORD_SEPARATORS = /[\s\-_.]+/u;
+
+function letterPattern(character: string): string {
+  const standIns = LEET_STAND_INS[character];
+  return standIns ? `[${escapeInClass(character + standIns)}]` : escapeRegExp(character);
+}
+
+/**
+ * One blocked word or phrase as a pattern: each letter with its leet stand-ins, any run of non-letters between the
+ * words of a phrase, and, when every word has three letters or more, one optional separator repeated between every
+ * two letters. It is captured once and back-referenced, so "f-o-r-b-i-d-d-e-n" is caught while "it's ex" is not
+ * "sex" (a back-reference to a group that took no part matches the empty string, so the plain word still matches).
+ */
+function wordPattern(word: string, index: number): string {
+  const parts = word.split(WORD_SEPARATORS).filter(Boolean).map((part) => [...part].map(letterPattern));
+  if (parts.some((letters) => letters.length < MIN_SPELLED_OUT)) return parts.map((letters) => letters.join('')).join(BETWEEN_WORDS);
+  const group = `s${index}`;
+  let captured = false;
+  const gap = (): string => {
+    if (captured) return `\\k<${group}>`;
+    captured = true;
+    return `(?<${group}>${LETTER_SEPARATOR})?`;
+  };
+  return parts.map((letters) => letters.map((letter, i) => (i === 0 ? letter : gap() + letter)).join('')).join(BETWEEN_WORDS);
+}
 
 export function createPolicy(config: PolicyConfig): Policy {
   // a word is folded like the prompts it is looked for in, so "Ｆｏｒｂｉｄｄｅｎ" in the settings works too
-  const words = [...new Set(config.blockedWords.map((word) => matchingForms(word.trim())[0]).filter(Boolean))];
+  const words = [...new Set(config.blockedWords.map((word) => matchingForms(word)[0].trim()).filter((word) => word.split(WORD_SEPARATORS).some(Boolean)))];
+  // whole words: no letter on either side (digits may touch it, as the tokenizer splits every digit off)
+  const alternatives = words.map(wordPattern).join('|');
   return {
     allowedChannels: new Set(config.allowedChannels),
-    blockedWord: words.length ? new RegExp(`(?<![\\p{L}\\p{N}])(?:${words.map(escapeRegExp).join('|')})(?![\\p{L}\\p{N}])`, 'u') : undefined,
+    blockedWord: words.length ? new RegExp(`(?<!\\p{L})(?:${alternatives})(?!\\p{L})`, 'u') : undefined,
   };
 }
 

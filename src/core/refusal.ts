@@ -19,6 +19,8 @@ export type Refusal =
   | { code: 'not_cancellable' }
   | { code: 'generation_failed' }
   | { code: 'delivery_failed' }
+  | { code: 'not_admin' }
+  | { code: 'no_server' }
   | { code: 'shutting_down' };
 
 export type RefusalCode = Refusal['code'];
@@ -55,6 +57,8 @@ export const REFUSAL_SENTENCES = {
   generation_failed: () => 'Generation failed, try again; the admin has the details.',
   delivery_failed: () => 'Your image was made but could not be posted; check that the bot may post here, then use /imagine again.',
   shutting_down: () => 'The bot is restarting; try again in a minute.',
+  not_admin: () => 'Only the admins of this server can change its image settings.',
+  no_server: () => 'Settings belong to a server; use /imagine-settings in one of its channels.',
 } as const satisfies { [C in RefusalCode]: (refusal: Extract<Refusal, { code: C }>) => string };
 
 /** The sentence for a refusal. */

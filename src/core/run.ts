@@ -172,6 +172,7 @@ export class Runner {
       deliverer.generated(job, output.images, {
         truncated: output.truncated,
         worker: output.worker,
+        safety: output.safety,
         timings: { queuedMs: (runningAt ?? handedAt) - job.createdAt, generateMs: this.deps.now() - (runningAt ?? handedAt), stages: output.timings },
       });
     } catch (error) {

@@ -11,12 +11,27 @@ import { createPolicy, requestRefusal, type Policy } from './policy.js';
 import type { FairQueue } from './queue.js';
 import type { Refusal } from './refusal.js';
 import { imageRecipe, randomSeed, type GenerationRequest, type Platform } from './request.js';
+import type { SafetyMode } from './safety-policy.js';
+import type { ServerKey, ServerSettings, SettingsChange, SettingsStore } from './settings.js';
 import { DEFAULT_RUN_CONFIG, Runner, userKey, type RunConfig } from './run.js';
 
 export type { ResultDelivery } from './deliver.js';
 
 /** Who is asking, and where. */
-export type Requester = { platform: Platform; userId: string; guildId: string | null; channelId: string; direct?: boolean };
+export type Requester = {
+  platform: Platform;
+  userId: string;
+  guildId: string | null;
+  channelId: string;
+  direct?: boolean;
+  /** A Discord channel marked age-restricted, where flagged images are posted as they are. */
+  nsfwChannel?: boolean;
+};
+
+/** The server a requester or job belongs to, for its settings; none in a Discord DM. */
+export function serverOf(where: { platform: Platform; guildId: string | null }): ServerKey | undefined {
+  return where.guildId === null ? undefined : { platform: where.platform, guildId: where.guildId };
+}
 
 /** How far a running job is: the text encoders, UNet step `step` of `steps`, or the VAE. */
 export type JobProgress = { stage: 'text' | 'unet' | 'vae'; step: number; steps: number };
@@ -48,6 +63,8 @@ export type ServiceConfig = {
   deliveryRetry?: Partial<DeliveryRetry>;
   /** Tries for a job the engine lost, and when members hear that no worker can run their job. */
   run?: Partial<RunConfig>;
+  /** The image safety check (SAFETY=on): the default mode for servers that set none, and whether DMs get flagged images. */
+  safety?: { enabled: boolean; mode: SafetyMode; dmAllowed: boolean };
 };
 
 export type ServiceDeps = {
@@ -58,6 +75,8 @@ export type ServiceDeps = {
   images: ImageCache;
   logger: Logger;
   now?: () => number;
+  /** Per-server settings (word list, channels, safety mode); without it every server uses the config's. */
+  settings?: SettingsStore;
 };
 
 export type Submission = { ok: true; job: Job; position: number } | { ok: false; refusal: Refusal };
@@ -107,6 +126,7 @@ export class Service {
         refund: (job) => this.refund(job),
         onCached: (job, cached) => this.settleUpscale(job, cached),
         onFailed: (job) => this.settleUpscale(job, false),
+        ...(config.safety?.enabled ? { safety: (job: Job) => this.safetyRule(job) } : {}),
       },
     );
     this.runner = new Runner(
@@ -182,10 +202,20 @@ export class Service {
     }
   }
 
-  /** The checks that need no I/O — stopping, channel policy and the word list — for a platform to run before its ack. */
+  /**
+   * The checks that need no I/O — stopping, channel policy and the word list, the server's own included (the
+   * settings are held in memory) — for a platform to run before its ack.
+   */
   precheck(requester: Requester, prompt?: string): Refusal | undefined {
     if (this.stopping) return { code: 'shutting_down' };
-    return requestRefusal(this.policy, requester, prompt);
+    const policy = this.deps.settings ? this.deps.settings.settings(serverOf(requester)).policy : this.policy;
+    return requestRefusal(policy, requester, prompt);
+  }
+
+  /** The safety rule for a job's server: its own mode, else the default. */
+  private safetyRule(job: Job): { mode: SafetyMode; dmAllowed: boolean } {
+    const safety = this.config.safety!;
+    return { mode: this.deps.settings?.settings(serverOf(job)).safetyMode ?? safety.mode, dmAllowed: safety.dmAllowed };
   }
 
   imagine(requester: Requester, request: GenerationRequest, reply: Record<string, unknown>): Promise<Submission> {
@@ -250,6 +280,19 @@ export class Service {
   }
 
   /**
+   * /imagine-settings: the settings in force for the requester's server, after `change` when given (the platform
+   * has checked that the requester is one of its admins). Applies at once; logged with who changed what.
+   */
+  serverSettings(requester: Requester, change?: SettingsChange): { ok: true; settings: ServerSettings; changed: readonly string[] } | { ok: false; refusal: Refusal } {
+    const server = serverOf(requester);
+    if (!server || requester.direct) return { ok: false, refusal: { code: 'no_server' } };
+    const settings = this.deps.settings;
+    if (!settings) return { ok: false, refusal: { code: 'generation_failed' } };
+    if (!change) return { ok: true, settings: settings.settings(server), changed: [] };
+    return settings.change(server, requester.userId, change);
+  }
+
+  /**
    * Stops taking work (new requests get a polite refusal) and stops retrying posts, lets the running jobs and their
    * first post finish within the stop timeout, and leaves the rest in the store for the next start.
    */
@@ -273,10 +316,13 @@ export class Service {
   }
 
   private subject(job: Pick<Job, 'platform' | 'userId' | 'guildId' | 'request'>): LimitSubject {
+    const server = serverOf(job);
     return {
       userKey: userKey(job),
       guildKey: job.guildId === null ? null : `${job.platform}:${job.guildId}`,
       images: job.request.count,
+      // the server's own daily quota, when its admins set one
+      ...(server && this.deps.settings ? { dailyQuota: this.deps.settings.settings(server).dailyQuota } : {}),
     };
   }
 
@@ -318,7 +364,7 @@ export class Service {
       }
       let job: Job;
       try {
-        job = this.deps.store.create({ kind, platform: requester.platform, guildId: requester.guildId, channelId: requester.channelId, userId: requester.userId, request, parentId: parent?.id ?? null, parentIndex, reply });
+        job = this.deps.store.create({ kind, platform: requester.platform, guildId: requester.guildId, channelId: requester.channelId, userId: requester.userId, nsfwChannel: requester.nsfwChannel === true, request, parentId: parent?.id ?? null, parentIndex, reply });
         if (!this.started) this.takenBeforeStart.add(job.id);
       } catch (error) {
         this.logger.error({ err: error }, 'could not record a job');

@@ -9,6 +9,7 @@ import type { Logger } from '../logger.js';
 import { clearPixelFolder, createPixelFolder, removePixelFolder, unpackPixels } from './pixel-transfer.js';
 import type { PipelineOptions, PipelineRequest, ProgressEvent, StageTimings } from './pipeline.js';
 import type { FailureKind, FromWorker, PixelTransferMode, ResultMessage, SerializedError, ToWorker, WorkerImage } from './protocol.js';
+import type { SafetyVerdict } from './safety.js';
 import type { PredictionType } from './scheduler.js';
 import type { ResolvedProvider } from './session.js';
 
@@ -59,6 +60,8 @@ export type GenerationOutput = {
   truncated: boolean;
   prediction: PredictionType;
   transfer?: PixelTransferCost;
+  /** Per image, the safety classifier's verdict; absent when SAFETY=off. */
+  safety?: SafetyVerdict[];
 };
 
 /**
@@ -380,6 +383,7 @@ export class Engine {
         truncated: message.truncated,
         prediction: message.prediction,
         transfer: { bytes, ms: performance.timeOrigin + performance.now() - message.readyAt, mode },
+        ...(message.safety ? { safety: message.safety } : {}),
       });
     } catch (error) {
       this.logger.error({ err: error, request: describeRequest(pending.request) }, 'could not read the pixels the engine worker made');

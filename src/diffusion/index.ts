@@ -16,5 +16,6 @@ export { PROVIDER_CHOICES, type ProviderChoice } from './provider.js';
 export { createEngine, Engine, EngineError, type EngineOptions, type EngineInfo, type GenerationOutput, type EngineErrorCode, type EngineAvailability } from './engine.js';
 export type { PipelineRequest, NoiseSpec, StageTimings, ProgressEvent } from './pipeline.js';
 export type { RgbImage } from './vae.js';
+export type { SafetyVerdict } from './safety.js';
 export { findModelFolder, ModelFolderError, MODEL_HELP, type ModelFolder, type UnetEntry } from './model-folder.js';
 export { inspectCuda, describeCudaProblem, onnxruntimeBindingDir, type CudaReport } from './cuda.js';

@@ -10,6 +10,7 @@ import { eulerStep, lightningSchedule, scaleModelInput, type PredictionType } fr
 import { OnnxModel, type ModelBytes, type ResolvedProvider } from './session.js';
 import { encodePrompt, repeatEmbeddings, type TextEncoders } from './text-encoders.js';
 import type { ProviderChoice } from './provider.js';
+import { loadSafetyClassifier, type SafetyClassifier, type SafetyVerdict } from './safety.js';
 import { ClipTokenizer } from './tokenizer.js';
 import { decodeLatents, vaeDecoderWithPixels, type RgbImage, type VaeDecoder } from './vae.js';
 
@@ -22,6 +23,8 @@ export type PipelineOptions = {
   lazyUnets?: boolean;
   /** CPU threads per session (default: every core on CPU, 1 on CUDA). */
   cpuThreads?: number;
+  /** Check every image with `safety_classifier/` (SAFETY=on), flagging scores from `threshold`. */
+  safety?: { threshold: number };
 };
 
 export type LogFn = (level: 'info' | 'warn' | 'error', message: string, details?: Record<string, unknown>) => void;
@@ -55,6 +58,8 @@ export type StageTimings = {
    * the worker), scaling, Euler, feed conversions. The pixels are made by the VAE graph, inside its run.
    */
   hostMs: number;
+  /** The safety classifier over every image, when it runs. */
+  safetyMs?: number;
 };
 
 export type PipelineResult = {
@@ -63,6 +68,8 @@ export type PipelineResult = {
   /** The prompt had more than 75 tokens and was cut (spec §1.1). */
   truncated: boolean;
   prediction: PredictionType;
+  /** Per image, the safety classifier's verdict; absent when the check is off. */
+  safety?: SafetyVerdict[];
 };
 
 export type ProgressEvent = { stage: 'text' | 'unet' | 'vae'; step: number; steps: number };
@@ -146,15 +153,26 @@ export async function loadPipeline(options: PipelineOptions, log: LogFn): Promis
         }
       }
     }
-    if (problems.length > 0) throw new ModelFolderError(folder.root, problems);
+    let safety: SafetyClassifier | undefined;
+    if (options.safety) {
+      try {
+        safety = await loadSafetyClassifier({ modelDir: folder.root, threshold: options.safety.threshold, session: sessionOptions, log });
+      } catch (error) {
+        problems.push(...(error instanceof ModelFolderError ? error.problems : [(error as Error).message]));
+      }
+    }
+    if (problems.length > 0) {
+      await safety?.close();
+      throw new ModelFolderError(folder.root, problems);
+    }
 
     return {
       provider,
       folder,
       steps: folder.unets.map((entry) => entry.steps),
-      generate: (request, onProgress, noise) => generate({ tokenizer, tokenizer2, encoders, vae, folder, loadUnet }, request, onProgress, noise),
+      generate: (request, onProgress, noise) => generate({ tokenizer, tokenizer2, encoders, vae, folder, loadUnet, safety }, request, onProgress, noise),
       close: async () => {
-        await Promise.allSettled(loaded.map((model) => model.release()));
+        await Promise.allSettled([...loaded.map((model) => model.release()), ...(safety ? [safety.close()] : [])]);
       },
     };
   } catch (error) {
@@ -214,6 +232,7 @@ type Loaded = {
   vae: VaeDecoder;
   folder: ModelFolder;
   loadUnet: (entry: UnetEntry) => Promise<OnnxModel>;
+  safety: SafetyClassifier | undefined;
 };
 
 async function generate(
@@ -291,12 +310,18 @@ async function generate(
   ran(loaded.vae.model);
   const vaeMs = performance.now() - mark;
 
+  // 9. Score every image with the safety classifier before it leaves the engine (models/README.md)
+  mark = performance.now();
+  const safety = await loaded.safety?.classify(images);
+  const safetyMs = loaded.safety ? performance.now() - mark : undefined;
+
   const totalMs = performance.now() - started;
   return {
     images,
     truncated,
     prediction: entry.prediction,
-    timings: { tokenizeMs, textMs, noiseMs, unetStepMs, vaeMs, totalMs, hostMs: totalMs - runMs },
+    timings: { tokenizeMs, textMs, noiseMs, unetStepMs, vaeMs, totalMs, hostMs: totalMs - runMs, ...(safetyMs === undefined ? {} : { safetyMs }) },
+    ...(safety ? { safety } : {}),
   };
 }
 

@@ -2,6 +2,7 @@
 
 import type { PipelineOptions, PipelineRequest, ProgressEvent, StageTimings } from './pipeline.js';
 import type { ResolvedProvider } from './session.js';
+import type { SafetyVerdict } from './safety.js';
 import type { PredictionType } from './scheduler.js';
 
 /**
@@ -41,6 +42,8 @@ export type ResultMessage = {
   timings: StageTimings;
   truncated: boolean;
   prediction: PredictionType;
+  /** Per image, the safety classifier's verdict; absent when the check is off. */
+  safety?: SafetyVerdict[];
 };
 
 export type FromWorker =

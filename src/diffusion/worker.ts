@@ -44,7 +44,7 @@ function deliver(id: number, result: PipelineResult): Promise<void> {
       void send({ type: 'log', level: 'warn', message: 'could not write a pixel file; sending pixels inside IPC messages instead', details: { folder: pixelFolder, error: error.message } });
     });
     const shapes = result.images.map(({ width, height }) => ({ width, height }));
-    await send({ type: 'result', id, shapes, pixels, readyAt, timings: result.timings, truncated: result.truncated, prediction: result.prediction });
+    await send({ type: 'result', id, shapes, pixels, readyAt, timings: result.timings, truncated: result.truncated, prediction: result.prediction, safety: result.safety });
   })().catch((error: unknown) => send({ type: 'failed', id, error: serialize(error) }));
   deliveries.add(delivery);
   void delivery.finally(() => deliveries.delete(delivery));

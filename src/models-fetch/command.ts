@@ -28,6 +28,8 @@ export type FetchCommand = {
   steps?: readonly number[];
   dtype?: Dtype;
   keepDownloads?: boolean;
+  /** Also fetch the image safety classifier (SAFETY=on). */
+  safety?: boolean;
   /** HF_ENDPOINT and HF_TOKEN. */
   endpoint?: string | undefined;
   token?: string | undefined;
@@ -51,6 +53,7 @@ export async function prepareFetch(command: FetchCommand): Promise<{ plan: Fetch
     ...(command.steps ? { steps: command.steps } : {}),
     ...(command.dtype ? { dtype: command.dtype } : {}),
     ...(command.keepDownloads ? { keepDownloads: true } : {}),
+    ...(command.safety ? { safety: true } : {}),
   };
   return { plan: await planFetch(options), options };
 }

@@ -51,6 +51,8 @@ export type FetchOptions = {
   freeBytes?: (dir: string) => Promise<number>;
   /** Space kept free beyond the estimate (default 512 MiB). */
   diskMarginBytes?: number;
+  /** Also download the manifest's `safety` files, the image safety classifier (SAFETY=on). Default false. */
+  safety?: boolean;
 };
 
 export type FetchProgress = {
@@ -122,7 +124,7 @@ export async function planFetch(options: FetchOptions): Promise<FetchPlan> {
   const base = manifest.base;
   const baseRef = (path: string): HubRef => ({ repo: base.repo, revision: base.revision, path });
   const files: PlannedFile[] = [];
-  for (const part of manifest.files) {
+  for (const part of [...manifest.files, ...(options.safety ? manifest.safety : [])]) {
     const planned = await plan(part, part.target);
     if (planned) files.push(planned);
   }

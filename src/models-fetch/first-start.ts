@@ -3,6 +3,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Config } from '../config.js';
 import { findModelFolder, ModelFolderError } from '../diffusion/model-folder.js';
+import { safetyClassifierProblems } from '../diffusion/safety-files.js';
 import type { Dtype } from '../model-build/convert.js';
 import { describePlan, isFetchFailure, prepareFetch, runPreparedFetch, type Output } from './command.js';
 
@@ -31,7 +32,7 @@ const defaultIo = (): FirstStartIo => ({
  * Returns undefined when the folder is usable, else the message to stop with.
  */
 export async function prepareModelFolder(config: Config, io: FirstStartIo = defaultIo()): Promise<string | undefined> {
-  const problem = folderProblem(config.modelDir);
+  const problem = folderProblem(config.modelDir, config.safety.enabled);
   if (problem === undefined) return undefined;
   if (!config.modelAutoFetch && !io.interactive) {
     return `${problem}\nOr set MODEL_AUTO_FETCH=true and npm start fetches and builds it itself.`;
@@ -42,6 +43,7 @@ export async function prepareModelFolder(config: Config, io: FirstStartIo = defa
       modelDir: config.modelDir,
       steps: [config.defaults.steps],
       dtype,
+      safety: config.safety.enabled,
       endpoint: io.endpoint,
       token: io.token,
       ...(io.manifest ? { manifest: io.manifest } : {}),
@@ -54,21 +56,24 @@ export async function prepareModelFolder(config: Config, io: FirstStartIo = defa
       if (!/^y(es)?$/i.test(answer.trim())) return `No model folder, so the bot cannot start. Run npm run models:fetch when you are ready (see models/README.md).`;
     }
     const summary = await runPreparedFetch(prepared, { write: (text) => io.output.write(text), isTTY: io.interactive });
-    return summary.folderProblem;
+    return summary.folderProblem ?? folderProblem(config.modelDir, config.safety.enabled);
   } catch (error) {
     if (isFetchFailure(error)) return `The model folder could not be fetched: ${error.message}`;
     throw error;
   }
 }
 
-function folderProblem(modelDir: string): string | undefined {
+/** Why the folder is not usable yet (the classifier counts when SAFETY=on), or undefined. */
+function folderProblem(modelDir: string, safety: boolean): string | undefined {
   try {
     findModelFolder(modelDir);
-    return undefined;
   } catch (error) {
     if (error instanceof ModelFolderError) return error.message;
     throw error;
   }
+  const problems = safety ? safetyClassifierProblems(modelDir) : [];
+  if (problems.length === 0) return undefined;
+  return new ModelFolderError(modelDir, [...problems, 'or set SAFETY=off to run without the image check']).message;
 }
 
 async function ask(io: FirstStartIo, question: string): Promise<string> {

@@ -25,7 +25,8 @@ export type BaseParts = {
 /** A Lightning UNet for `steps` steps: diffusers safetensors built into `unet_<steps>step/`. */
 export type UnetWeights = HubRef & { steps: number; prediction: Prediction; why: string };
 
-export type Manifest = { files: FilePart[]; base: BaseParts; unets: UnetWeights[]; vaeFp16: HubRef & { why: string } };
+/** `safety`: the image safety classifier's files, downloaded as they are when SAFETY=on (none in older manifests). */
+export type Manifest = { files: FilePart[]; base: BaseParts; unets: UnetWeights[]; vaeFp16: HubRef & { why: string }; safety: FilePart[] };
 
 export class ManifestError extends Error {
   override name = 'ManifestError';
@@ -67,21 +68,25 @@ export function parseManifest(raw: unknown, source: string): Manifest {
     problems.push(`${where}: "${key}" must be an object.`);
     return {};
   };
-  const list = (key: string): unknown[] => {
+  const list = (key: string, optional = false): unknown[] => {
     const value = raw[key];
     if (Array.isArray(value)) return value;
+    if (optional && value === undefined) return [];
     problems.push(`${source}: "${key}" must be a list.`);
     return [];
   };
   const ref = (entry: Record<string, unknown>, where: string): HubRef => ({ repo: text(entry, 'repo', where), revision: text(entry, 'revision', where), path: text(entry, 'path', where) });
 
-  const files = list('files').map((entry, i): FilePart => {
-    const where = `${source}: files[${i}]`;
-    if (!object(entry)) return void problems.push(`${where}: expected an object.`) as never;
-    const target = text(entry, 'target', where);
-    if (target && !TARGET.test(target)) problems.push(`${where}: target "${target}" must be a relative path inside the model folder.`);
-    return { ...ref(entry, where), target, why: text(entry, 'why', where) };
-  });
+  const fileParts = (key: string, optional = false): FilePart[] =>
+    list(key, optional).map((entry, i): FilePart => {
+      const where = `${source}: ${key}[${i}]`;
+      if (!object(entry)) return void problems.push(`${where}: expected an object.`) as never;
+      const target = text(entry, 'target', where);
+      if (target && !TARGET.test(target)) problems.push(`${where}: target "${target}" must be a relative path inside the model folder.`);
+      return { ...ref(entry, where), target, why: text(entry, 'why', where) };
+    });
+  const files = fileParts('files');
+  const safety = fileParts('safety', true);
   const baseRaw = section('base');
   const unetRaw = section('unet', `${source}: base`, baseRaw);
   const vaeRaw = section('vae', `${source}: base`, baseRaw);
@@ -108,5 +113,5 @@ export function parseManifest(raw: unknown, source: string): Manifest {
   const vaeEntry = section('vaeFp16');
   const vaeFp16 = { ...ref(vaeEntry, `${source}: vaeFp16`), why: text(vaeEntry, 'why', `${source}: vaeFp16`) };
   if (problems.length > 0) throw new ManifestError(problems.join('\n'));
-  return { files, base, unets, vaeFp16 };
+  return { files, base, unets, vaeFp16, safety };
 }

@@ -133,6 +133,7 @@ export function statusCaption(job: Job, update: StatusUpdate, markup: Markup): s
 export function resultCaption(job: Job, result: ResultDelivery, markup: Markup, mention: boolean): string {
   const lines = [headline(job, markup, mention), detailsText(job.request, result)];
   if (result.truncated) lines.push(TRUNCATED_NOTE);
+  if (result.safetyNote) lines.push(markup.escape(result.safetyNote));
   return lines.join('\n');
 }
 

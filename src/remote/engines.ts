@@ -1,19 +1,27 @@
 // The engine ENGINE names: this process's own (local), the GPU workers through Redis (remote), or both together.
 
 import type { Config } from '../config.js';
-import { createEngine } from '../diffusion/index.js';
+import { createEngine, type EngineOptions } from '../diffusion/index.js';
 import type { Logger } from '../logger.js';
 import { createCompositeEngine, type StartableEngine } from './composite.js';
 import { MISSED_HEARTBEATS } from './registry.js';
 import { createRemoteEngine } from './remote-engine.js';
 
+/** The engine in this process, as the settings say: the bot's own GPU (ENGINE=local or both) or a GPU worker's. */
+export function localEngineOptions(config: Config): EngineOptions {
+  return {
+    modelDir: config.modelDir,
+    provider: config.provider,
+    deviceId: config.cudaDeviceId,
+    lazyUnets: config.lazyUnets,
+    cpuThreads: config.cpuThreads,
+    ...(config.safety.enabled ? { safety: { threshold: config.safety.threshold } } : {}),
+  };
+}
+
 /** Builds the configured engine (nothing starts until `start()`); the caller closes it. */
 export function createConfiguredEngine(config: Config, deps: { logger: Logger }): StartableEngine {
-  const local = (): StartableEngine =>
-    createEngine(
-      { modelDir: config.modelDir, provider: config.provider, deviceId: config.cudaDeviceId, lazyUnets: config.lazyUnets, cpuThreads: config.cpuThreads },
-      deps,
-    );
+  const local = (): StartableEngine => createEngine(localEngineOptions(config), deps);
   if (config.engine === 'local') return local();
   const redisUrl = config.limits.redisUrl;
   if (!redisUrl) throw new Error(`ENGINE=${config.engine} needs REDIS_URL`); // loadConfig says so first

@@ -3,6 +3,7 @@
 import type { PipelineRequest, StageTimings } from '../diffusion/pipeline.js';
 import type { ResolvedProvider } from '../diffusion/session.js';
 import type { PredictionType } from '../diffusion/scheduler.js';
+import type { SafetyVerdict } from '../diffusion/safety.js';
 
 /** BullMQ's key prefix for our queues; the registry and results sit under the same word. Limits use `b_…` keys. */
 export const KEY_PREFIX = 'lightning';
@@ -49,6 +50,8 @@ export type RemoteJobResult = {
   timings: StageTimings;
   truncated: boolean;
   prediction: PredictionType;
+  /** Per image, the worker's safety classifier verdict; absent when its SAFETY is off. */
+  safety?: SafetyVerdict[];
 };
 
 /** What a worker puts in `job.updateProgress`: its id once it starts, then the pipeline's stage. */

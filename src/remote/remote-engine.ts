@@ -346,7 +346,7 @@ export class RemoteEngine implements GenerationEngine {
         return;
       }
       this.logger.info({ job: entry.id, worker: result.worker, totalMs: Math.round(result.timings.totalMs) }, 'a worker made the images');
-      this.settle(entry, { output: { images, timings: result.timings, truncated: result.truncated, prediction: result.prediction, worker: result.worker } });
+      this.settle(entry, { output: { images, timings: result.timings, truncated: result.truncated, prediction: result.prediction, worker: result.worker, ...(result.safety ? { safety: result.safety } : {}) } });
     } catch (error) {
       this.logger.error({ job: entry.id, worker: result?.worker, err: error }, 'could not read a result from Redis');
       this.settle(entry, { error: new EngineError('internal', `could not read the result: ${asError(error).message}`) });

@@ -123,7 +123,7 @@ export class RemoteWorker {
       });
       const { key, images } = await writeResult(this.connection!.redis, jobId, output.images);
       log.info({ ms: Math.round(performance.now() - started), totalMs: Math.round(output.timings.totalMs) }, 'job done');
-      return { resultKey: key, worker: this.id, images, timings: output.timings, truncated: output.truncated, prediction: output.prediction };
+      return { resultKey: key, worker: this.id, images, timings: output.timings, truncated: output.truncated, prediction: output.prediction, ...(output.safety ? { safety: output.safety } : {}) };
     } catch (error) {
       const code = error instanceof EngineError ? error.code : 'internal';
       const message = error instanceof Error ? error.message : String(error);

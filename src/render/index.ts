@@ -29,3 +29,4 @@ export {
   type LossyStep,
 } from './encode.js';
 export { imageFileName } from './file-name.js';
+export { placeholderTile, PLACEHOLDER_LABEL, PLACEHOLDER_BACKGROUND, PLACEHOLDER_INK } from './placeholder.js';

@@ -120,7 +120,8 @@ describe('the Discord bot, acks and dispatch', () => {
   });
 
   it('routes a second command from the list, registered and answered with no Discord code of its own', async () => {
-    expect(discord.guildCommands(GUILD).map((command) => command.name)).toEqual(['imagine', 'sketch']);
+    // the admin commands (/imagine-settings) are registered beside whatever list makes images
+    expect(discord.guildCommands(GUILD).map((command) => command.name)).toEqual(['imagine', 'sketch', 'imagine-settings']);
     const sketched = imagineCommand(alice, 'a pencil fox', 'sketch');
     const result = await sketched.waitForOriginal(hasImage, 30_000);
     expect(result.content).toContain('**a pencil fox**');

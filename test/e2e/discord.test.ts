@@ -118,7 +118,7 @@ describe('the Discord bot', () => {
     };
     expect(await register(GUILD)).toBe(`Discord commands (guild ${GUILD}) are up to date.`);
     await new REST({ api: discord.baseUrl }).setToken(discord.token).put(Routes.applicationGuildCommands(discord.applicationId, GUILD), { body: [] });
-    expect(await register(GUILD)).toBe(`Discord commands (guild ${GUILD}): added /imagine.`);
+    expect(await register(GUILD)).toBe(`Discord commands (guild ${GUILD}): added /imagine, /imagine-settings.`);
     expect(await register(GUILD)).toBe(`Discord commands (guild ${GUILD}) are up to date.`);
     await expect(register('100000000000000009')).rejects.toThrow(/Registering the commands failed: Missing Access/);
   });

@@ -8,7 +8,7 @@ import { JobStore } from '../../src/core/jobs.js';
 import { createLimits, type Limits, type LimitsConfig } from '../../src/core/limits.js';
 import { createFairQueue } from '../../src/core/queue.js';
 import { randomSeed } from '../../src/core/request.js';
-import { createService, type Service } from '../../src/core/service.js';
+import { createService, type Service, type ServiceConfig } from '../../src/core/service.js';
 import type { Engine } from '../../src/diffusion/index.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { createWeb, type WebPlatform } from '../../src/platforms/web/server.js';
@@ -20,13 +20,13 @@ export type WebUnderTest = { web: WebPlatform; service: Service; store: JobStore
 export async function startWeb(
   engine: Engine,
   dataDir: string,
-  options: { tokens?: string[]; limits?: Partial<LimitsConfig>; blockedWords?: string[]; defaults?: Partial<CommandContext['defaults']>; logger?: Logger } = {},
+  options: { tokens?: string[]; limits?: Partial<LimitsConfig>; blockedWords?: string[]; defaults?: Partial<CommandContext['defaults']>; logger?: Logger; safety?: ServiceConfig['safety'] } = {},
 ): Promise<WebUnderTest> {
   const logger = options.logger ?? createLogger({ level: 'silent' });
   const store = new JobStore(join(dataDir, 'jobs.sqlite'));
   const images = new ImageCache(join(dataDir, 'images'), 50 * 2 ** 20);
   const limits = createLimits({ ...LIMITS, ...options.limits }, { logger });
-  const service = createService({ blockedWords: options.blockedWords ?? ['forbidden'], allowedChannels: ['only-this-channel'], variationStrength: 0.25, stopTimeoutMs: 30_000 }, {
+  const service = createService({ blockedWords: options.blockedWords ?? ['forbidden'], allowedChannels: ['only-this-channel'], variationStrength: 0.25, stopTimeoutMs: 30_000, ...(options.safety ? { safety: options.safety } : {}) }, {
     engine,
     store,
     limits,

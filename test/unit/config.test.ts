@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       defaults: { steps: 4, count: 4, aspect: '1:1' },
       blockedWords: [],
       allowedChannels: [],
+      safety: { enabled: true, threshold: 0.5, mode: 'spoiler', dmAllowed: false },
       limits: { userBurst: 5, userRefillMs: 60_000, maxQueuedPerUser: 2, guildDailyImages: null, maxQueueLength: 50, exemptUsers: [], bannedUsers: [], redisUrl: undefined },
       imageCacheBytes: 2048 * 2 ** 20,
       stopTimeoutMs: 60_000,
@@ -149,6 +150,20 @@ describe('loadConfig', () => {
 
   it('treats empty values as unset', () => {
     expect(loadConfig({ EXECUTION_PROVIDER: '', CUDA_DEVICE_ID: ' ' }).provider).toBe('auto');
+  });
+
+  it('reads the safety settings, and names a bad one', () => {
+    expect(loadConfig({ SAFETY: 'off', SAFETY_THRESHOLD: '0.35', SAFETY_MODE: 'hide', SAFETY_DM_ALLOWED: 'true' }).safety).toEqual({ enabled: false, threshold: 0.35, mode: 'hide', dmAllowed: true });
+    expect(() => loadConfig({ SAFETY: 'yes', SAFETY_THRESHOLD: '2', SAFETY_MODE: 'blur' })).toThrow(ConfigError);
+    try {
+      loadConfig({ SAFETY: 'yes', SAFETY_THRESHOLD: '2', SAFETY_MODE: 'blur' });
+    } catch (error) {
+      expect((error as ConfigError).problems).toEqual([
+        'SAFETY must be one of on, off; found "yes"',
+        'SAFETY_THRESHOLD must be a number from 0 to 1; found "2"',
+        'SAFETY_MODE must be one of off, spoiler, hide; found "blur"',
+      ]);
+    }
   });
 
   it('lists every bad value in one error, one sentence each', () => {

@@ -7,6 +7,7 @@ import {
   Events,
   GatewayIntentBits,
   MessageFlags,
+  PermissionFlagsBits,
   REST,
   Routes,
   type ButtonInteraction,
@@ -14,7 +15,9 @@ import {
   type Interaction,
   type RepliableInteraction,
 } from 'discord.js';
-import { COMMANDS, findCommand, isRefusal, unknownCommandText, type CommandContext, type CommandDefinition } from '../../../commands/index.js';
+import { ADMIN_COMMANDS, COMMANDS, findCommand, isRefusal, unknownCommandText, type CommandContext, type CommandDefinition } from '../../../commands/index.js';
+import imagineSettings, { describeSettings } from '../../../commands/imagine-settings.js';
+import { escapeDiscord } from '../escape.js';
 import type { Job } from '../../core/jobs.js';
 import { refusalText, type Refusal } from '../../core/refusal.js';
 import type { PlatformAdapter, Requester, ResultDelivery, Service, StatusUpdate, Submission } from '../../core/service.js';
@@ -41,7 +44,8 @@ export type DiscordConfig = {
 export type DiscordDeps = {
   service: Service;
   logger: Logger;
-  commandContext: () => CommandContext;
+  /** What the commands know of this installation; a server's own defaults when it is named. */
+  commandContext: (server?: { platform: 'discord' | 'slack'; guildId: string }) => CommandContext;
   now?: () => number;
   /** The commands to register and route (default COMMANDS). */
   commands?: readonly CommandDefinition[];
@@ -108,7 +112,7 @@ export class DiscordBot implements PlatformAdapter {
       try {
         const scope = this.config.guildId ? 'guild' : 'global';
         const result = await registerCommands(
-          this.commands.map((definition) => commandJson(definition, this.deps.commandContext(), scope)),
+          [...this.commands, ...ADMIN_COMMANDS].map((definition) => commandJson(definition, this.deps.commandContext(), scope)),
           { token: this.config.token, applicationId: this.config.applicationId, guildId: this.config.guildId, apiUrl: this.config.apiUrl },
         );
         this.logger.info({ ...result }, describeRegistration(result));
@@ -129,7 +133,8 @@ export class DiscordBot implements PlatformAdapter {
 
   private async onInteraction(interaction: Interaction): Promise<void> {
     try {
-      if (interaction.isChatInputCommand()) await this.onCommand(interaction);
+      if (interaction.isChatInputCommand() && interaction.commandName === imagineSettings.name) await this.onSettings(interaction);
+      else if (interaction.isChatInputCommand()) await this.onCommand(interaction);
       else if (interaction.isButton()) await this.onButton(interaction);
     } catch (error) {
       this.logger.error({ err: error, interaction: interaction.id }, 'handling an interaction failed');
@@ -138,7 +143,10 @@ export class DiscordBot implements PlatformAdapter {
   }
 
   private requester(interaction: Interaction): Requester {
-    return { platform: 'discord', userId: interaction.user.id, guildId: interaction.guildId, channelId: interaction.channelId ?? interaction.user.id };
+    // an age-restricted channel (`nsfw`) is where members asked for flagged images; channels come cached with their guild
+    const channel = interaction.channel;
+    const nsfwChannel = channel !== null && 'nsfw' in channel && channel.nsfw === true;
+    return { platform: 'discord', userId: interaction.user.id, guildId: interaction.guildId, channelId: interaction.channelId ?? interaction.user.id, nsfwChannel };
   }
 
   private replyFor(interaction: RepliableInteraction): DiscordReply {
@@ -156,13 +164,31 @@ export class DiscordBot implements PlatformAdapter {
     const definition = findCommand(this.commands, interaction.commandName);
     if (!definition) return this.tell(interaction, unknownCommandText(interaction.commandName, this.commands));
     const values = Object.fromEntries(interaction.options.data.map((option) => [option.name, option.value]));
-    const request = definition.parse(values, this.deps.commandContext());
+    const request = definition.parse(values, this.deps.commandContext(interaction.guildId ? { platform: 'discord', guildId: interaction.guildId } : undefined));
     if (isRefusal(request)) return this.refuse(interaction, request);
     const requester = this.requester(interaction);
     const early = this.deps.service.precheck(requester, request.prompt);
     if (early) return this.refuse(interaction, early);
     await this.deferReply(interaction);
     this.submitted(interaction, await this.deps.service.imagine(requester, request, this.replyFor(interaction)));
+  }
+
+  /**
+   * /imagine-settings: Discord shows it to Manage Server only, but a server can give the command to others, so the
+   * member's permission is checked here too. Acknowledged (ephemeral) before the settings are read or written.
+   */
+  private async onSettings(interaction: ChatInputCommandInteraction): Promise<void> {
+    if (!interaction.inGuild()) return this.refuse(interaction, { code: 'no_server' });
+    if (!interaction.memberPermissions.has(PermissionFlagsBits.ManageGuild)) return this.refuse(interaction, { code: 'not_admin' });
+    const values = Object.fromEntries(interaction.options.data.map((option) => [option.name, option.value]));
+    const parsed = imagineSettings.parse(values, this.deps.commandContext());
+    if (isRefusal(parsed)) return this.refuse(interaction, parsed);
+    await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+    const result = this.deps.service.serverSettings(this.requester(interaction), parsed.kind === 'change' ? parsed.change : undefined);
+    const content = result.ok
+      ? `${parsed.kind === 'change' ? (result.changed.length > 0 ? 'Saved; this applies to the next request here.\n' : 'Nothing changed.\n') : ''}${describeSettings(result.settings, { escape: escapeDiscord, channel: (id) => `<#${id}>` })}`
+      : refusalText(result.refusal);
+    await interaction.editReply({ content, allowedMentions: { parse: [] } });
   }
 
   private async onButton(interaction: ButtonInteraction): Promise<void> {

@@ -1,6 +1,6 @@
 // CommandDefinition → Discord's application command JSON (option types, limits, choices, contexts).
 
-import { ApplicationCommandOptionType, ApplicationCommandType, ApplicationIntegrationType, InteractionContextType, type RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js';
+import { ApplicationCommandOptionType, ApplicationCommandType, ApplicationIntegrationType, InteractionContextType, PermissionFlagsBits, type RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js';
 import type { CommandContext, CommandDefinition, CommandOption } from '../../../commands/index.js';
 
 export type CommandJson = RESTPostAPIChatInputApplicationCommandsJSONBody;
@@ -29,13 +29,18 @@ function optionJson(option: CommandOption) {
  * The JSON Discord stores for a command. Global commands work in servers, in the bot's DMs and, for user installs,
  * in other DMs; guild commands cannot name the DM contexts, so they leave both lists out.
  */
-export function commandJson(definition: CommandDefinition, context: CommandContext, scope: 'global' | 'guild'): CommandJson {
+export function commandJson(definition: CommandDefinition<unknown>, context: CommandContext, scope: 'global' | 'guild'): CommandJson {
+  const admin = definition.requiredPermission === 'manage_guild';
   return {
     name: definition.name,
     description: definition.description,
     type: ApplicationCommandType.ChatInput,
     options: definition.options(context).map(optionJson),
-    ...(scope === 'global'
+    // an admin command is seen by members with Manage Server, and only in servers
+    ...(admin ? { default_member_permissions: String(PermissionFlagsBits.ManageGuild) } : {}),
+    ...(admin && scope === 'global'
+      ? { contexts: [InteractionContextType.Guild], integration_types: [ApplicationIntegrationType.GuildInstall] }
+      : scope === 'global'
       ? {
           contexts: [InteractionContextType.Guild, InteractionContextType.BotDM, InteractionContextType.PrivateChannel],
           integration_types: [ApplicationIntegrationType.GuildInstall, ApplicationIntegrationType.UserInstall],

@@ -14,7 +14,7 @@ function normalise(command: Record<string, unknown>): string {
     if (value && typeof value === 'object') {
       const out: Record<string, unknown> = {};
       for (const key of Object.keys(value).sort()) {
-        if (['id', 'application_id', 'guild_id', 'version', 'default_member_permissions', 'dm_permission', 'nsfw', 'name_localizations', 'description_localizations', 'handler'].includes(key)) continue;
+        if (['id', 'application_id', 'guild_id', 'version', 'dm_permission', 'nsfw', 'name_localizations', 'description_localizations', 'handler'].includes(key)) continue;
         const inner = (value as Record<string, unknown>)[key];
         if (inner === undefined || inner === null) continue;
         if (key === 'required' && inner === false) continue;

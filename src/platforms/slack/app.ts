@@ -7,13 +7,14 @@ import type { AddressInfo } from 'node:net';
 import { App, LogLevel, webApi, type AckFn, type BlockAction, type ButtonAction as SlackButton, type RespondArguments, type RespondFn, type SlashCommand } from '@slack/bolt';
 import { flagUsage, parseFlags } from '../../../commands/flags.js';
 import { COMMANDS, findCommand, isRefusal, unknownCommandText, type CommandContext, type CommandDefinition } from '../../../commands/index.js';
+import imagineSettings, { describeSettings } from '../../../commands/imagine-settings.js';
 import type { Job } from '../../core/jobs.js';
 import { refusalText, type Refusal } from '../../core/refusal.js';
 import type { PlatformAdapter, Requester, ResultDelivery, Service, StatusUpdate, Submission } from '../../core/service.js';
 import type { Logger } from '../../logger.js';
 import { parseButtonId } from '../button-ids.js';
 import { StatusThrottle, type StatusBudget } from '../status-throttle.js';
-import { slackTextToPlain } from '../escape.js';
+import { escapeSlack, slackTextToPlain } from '../escape.js';
 import { DELIVERY_RETRY, deliveryError, ResponseUrlError, slackFault, type SlackFault } from './faults.js';
 import { buttonsText, failureText, fileTitle, resultBlocks, resultComment, statusBlocks, usageText } from './blocks.js';
 import { createSlackReceiver } from './receiver.js';
@@ -34,7 +35,8 @@ export type SlackConfig = {
 export type SlackDeps = {
   service: Service;
   logger: Logger;
-  commandContext: () => CommandContext;
+  /** What the commands know of this installation; a server's own defaults when it is named. */
+  commandContext: (server?: { platform: 'discord' | 'slack'; guildId: string }) => CommandContext;
   now?: () => number;
   /** The commands to route (default COMMANDS); each needs a slash command of its name in the Slack app. */
   commands?: readonly CommandDefinition[];
@@ -100,8 +102,9 @@ export class SlackBot implements PlatformAdapter {
       logLevel: LogLevel.ERROR,
     });
     // one listener per interaction kind: every slash command, every button
-    this.app.command(/^\/.+/, async ({ command, ack }) => {
-      await this.onCommand(command, ack);
+    this.app.command(/^\/.+/, async ({ command, ack, respond, client }) => {
+      if (command.command.toLowerCase() === `/${imagineSettings.name}`) await this.onSettings(command, ack, respond, (user) => client.users.info({ user }));
+      else await this.onCommand(command, ack);
     });
     this.app.action<BlockAction<SlackButton>>(/^v1:/, async ({ action, body, ack, respond }) => {
       await ack();
@@ -134,7 +137,7 @@ export class SlackBot implements PlatformAdapter {
     const refuse = (text: string) => ack({ response_type: 'ephemeral', text });
     const definition = findCommand(this.commands, command.command);
     if (!definition) return refuse(unknownCommandText(command.command, this.commands));
-    const context = this.deps.commandContext();
+    const context = this.deps.commandContext({ platform: 'slack', guildId: command.team_id });
     const parsed = parseFlags(definition, slackTextToPlain(command.text), context);
     if (parsed.kind !== 'values') return refuse(usageText(flagUsage(definition, context), parsed.kind === 'error' ? parsed.message : undefined));
     const request = definition.parse(parsed.values, context);
@@ -158,6 +161,39 @@ export class SlackBot implements PlatformAdapter {
     }
     const { job, position } = submission;
     if (!this.status.seen(job.id) && !this.status.finished(job.id)) this.onStatus(job, position > 0 ? { state: 'queued', position } : { state: 'running' });
+  }
+
+  /**
+   * /imagine-settings: for workspace admins and owners (users.info `is_admin` / `is_owner`), asked after the ack.
+   * Channel tags stay ids (`<#C…|name>` → `C…`), so an admin can name channels by mentioning them.
+   */
+  private async onSettings(
+    command: SlashCommand,
+    ack: (response?: { response_type: 'ephemeral'; text: string }) => Promise<void>,
+    respond: RespondFn,
+    userInfo: (user: string) => Promise<{ user?: { is_admin?: boolean; is_owner?: boolean } }>,
+  ): Promise<void> {
+    const context = this.deps.commandContext();
+    const text = slackTextToPlain(command.text.replace(/<#([A-Z0-9]+)(?:\|[^<>]*)?>/g, '$1')).trim();
+    const flags = text === '' ? { kind: 'values' as const, values: {} } : parseFlags(imagineSettings, text, context);
+    if (flags.kind !== 'values') {
+      return ack({ response_type: 'ephemeral', text: usageText(flagUsage(imagineSettings, context), flags.kind === 'error' ? flags.message : undefined) });
+    }
+    const action = imagineSettings.parse(flags.values, context);
+    if (isRefusal(action)) return ack({ response_type: 'ephemeral', text: refusalText(action) });
+    await ack();
+    const answer = (reply: string) => respond({ response_type: 'ephemeral', replace_original: false, text: reply });
+    try {
+      const { user } = await userInfo(command.user_id);
+      if (user?.is_admin !== true && user?.is_owner !== true) return void (await answer(refusalText({ code: 'not_admin' })));
+      const result = this.deps.service.serverSettings(commandRequester(command), action.kind === 'change' ? action.change : undefined);
+      if (!result.ok) return void (await answer(refusalText(result.refusal)));
+      const saved = action.kind === 'change' ? (result.changed.length > 0 ? 'Saved; this applies to the next request here.\n' : 'Nothing changed.\n') : '';
+      await answer(`${saved}${describeSettings(result.settings, { escape: escapeSlack, channel: (id) => `<#${id}>` })}`);
+    } catch (error) {
+      this.logger.error({ err: error, user: command.user_id }, 'handling /imagine-settings failed');
+      await answer(refusalText({ code: 'generation_failed' })).catch(() => undefined);
+    }
   }
 
   private async onButton(action: SlackButton, body: BlockAction, respond: RespondFn): Promise<void> {

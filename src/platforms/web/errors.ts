@@ -59,6 +59,8 @@ export const REFUSAL_STATUS = {
   generation_failed: 500,
   delivery_failed: 500,
   shutting_down: 503,
+  not_admin: 403,
+  no_server: 400,
 } as const satisfies Record<RefusalCode, number>;
 
 /** The field a refusal is about, for clients that point at it. */

@@ -8,7 +8,8 @@ import type { ImageCache } from '../../core/image-cache.js';
 import { cacheKey } from '../../core/deliver.js';
 import { JOB_ID_PATTERN, type Job } from '../../core/jobs.js';
 import type { ResultDelivery } from '../../core/service.js';
-import { cellOrigin, gridLayout } from '../../render/index.js';
+import { ASPECT_SIZES } from '../../core/request.js';
+import { cellOrigin, encodePng, gridLayout, placeholderTile } from '../../render/index.js';
 
 /** What is kept about a delivered result besides its file. */
 export type StoredResult = {
@@ -25,6 +26,8 @@ export type StoredResult = {
   elapsedMs: number;
   truncated: boolean;
   fromCache: boolean;
+  /** Images were hidden by the safety check; the note says so. */
+  safetyNote?: string;
 };
 
 /** A job's files in the results folder: `<job>.json` and `<job>.<extension>`. */
@@ -75,6 +78,7 @@ export class WebResults {
       elapsedMs: result.elapsedMs,
       truncated: result.truncated,
       fromCache: result.fromCache,
+      ...(result.safetyNote ? { safetyNote: result.safetyNote } : {}),
     };
     const record = Buffer.from(JSON.stringify(stored));
     await this.write(`${this.name(jobId)}.${stored.extension}`, result.file.data);
@@ -108,7 +112,12 @@ export class WebResults {
    * Image `index` of a job as PNG: the full-size one from the image cache, else cut out of the delivered grid (the
    * web asks for files no byte budget shrinks, so the cut is the image itself).
    */
-  async image(job: Pick<Job, 'id' | 'kind' | 'parentId' | 'parentIndex'>, index: number): Promise<Buffer | undefined> {
+  async image(job: Pick<Job, 'id' | 'kind' | 'parentId' | 'parentIndex' | 'request' | 'safety'>, index: number): Promise<Buffer | undefined> {
+    // the cache keeps the original pixels: an image the safety check hid stays hidden here too
+    if (job.safety?.[index]?.action === 'hide') {
+      const { width, height } = ASPECT_SIZES[job.request.aspect];
+      return encodePng(placeholderTile(width, height));
+    }
     const cached = await this.images.get(...cacheKey(job, index)).catch(() => undefined);
     if (cached) return cached;
     const jobId = job.id;

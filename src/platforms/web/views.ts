@@ -62,7 +62,7 @@ export function resultView(job: Job, stored: StoredResult): ResultView {
     truncated: stored.truncated,
     fromCache: stored.fromCache,
     details: detailsText(job.request, stored),
-    note: stored.truncated ? TRUNCATED_NOTE : null,
+    note: [stored.truncated ? TRUNCATED_NOTE : '', stored.safetyNote ?? ''].filter(Boolean).join(' ') || null,
   };
 }
 

@@ -10,6 +10,9 @@ export interface FakeSlackUser {
   id: string;
   name: string;
   realName?: string;
+  /** A workspace admin or owner (`users.info` `is_admin` / `is_owner`); default false. */
+  isAdmin?: boolean;
+  isOwner?: boolean;
 }
 
 export interface FakeSlackChannelSpec {
@@ -115,8 +118,8 @@ export function userJson(workspace: Workspace, user: FakeSlackUser): JsonObject 
     real_name: realName,
     tz: 'Etc/UTC',
     tz_offset: 0,
-    is_admin: false,
-    is_owner: false,
+    is_admin: user.isAdmin === true,
+    is_owner: user.isOwner === true,
     is_bot: false,
     is_app_user: false,
     profile: { real_name: realName, display_name: user.name, team: workspace.teamId },

@@ -26,7 +26,7 @@ describe('npm run doctor', () => {
     expect(result).toMatchObject({ code: 0, stderr: '' });
     expect(result.stdout).toMatchInlineSnapshot(`
       "usage: npm run doctor -- [--load] [--model-dir DIR] [--provider auto|cuda|cpu]
-        --load       also load every model with the provider and check its inputs and outputs
+        --load       also load every model (the safety classifier too) with the provider and check its inputs and outputs
         --model-dir  the model folder to check (default: MODEL_DIR, else models/sdxl-lightning)
         --provider   the execution provider to check for (default: EXECUTION_PROVIDER, else auto)
       "
@@ -39,6 +39,21 @@ describe('npm run doctor', () => {
     expect(result.stdout).toContain(`Model folder (MODEL_DIR=${modelDir})`);
     expect(result.stdout).toContain('ok    1-step UNet (sample): unet_1step/model.onnx');
     expect(result.stdout).toContain('every session loads on cpu');
+    expect(result.stdout).toContain('Image safety check (SAFETY=on)');
+    expect(result.stdout).toMatch(/ok {4}classifier: safety_classifier\/model\.onnx \([\d.]+ (B|KiB)\), labels sfw\/nsfw, 384×384 bilinear; flagged from a score of 0\.5/);
+    expect(result.stdout).toMatch(/ok {4}the classifier is loaded on cpu and scores a plain grey test image 0\.010 \(\d+ ms\)/);
+  });
+
+  it('fails SAFETY=on without the classifier, naming the fix, and only warns with SAFETY=off', async () => {
+    const bare = join(root, 'no-classifier');
+    await writeTinyModelFolder(bare, { steps: [1], safety: false });
+    const on = await cli('doctor.js', ['--model-dir', bare, '--provider', 'cpu']);
+    expect(on.code).toBe(1);
+    expect(on.stdout).toContain('FAIL  safety_classifier/: missing (SAFETY=on checks every image with it)');
+    expect(on.stdout).toContain('get it with `npm run models:fetch` (it downloads only what is missing), or set SAFETY=off');
+    const off = await cli('doctor.js', ['--model-dir', bare, '--provider', 'cpu'], { SAFETY: 'off' });
+    expect(off.stdout).toContain('warn  SAFETY=off: images are posted without an image check');
+    expect(off.stdout).not.toContain('FAIL');
   });
 
   it('an unknown option or a bad provider is one sentence and the usage, exit 2', async () => {

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BASE_REPO, BASE_UNET_WEIGHTS, LIGHTNING_FILES, LIGHTNING_REPO, writeStateDict, writeTinyHubRepos, type TinyHubRepos } from '../../../models/tiny/hub-repos.js';
+import { BASE_REPO, BASE_UNET_WEIGHTS, LIGHTNING_FILES, LIGHTNING_REPO, SAFETY_REPO, writeStateDict, writeTinyHubRepos, type TinyHubRepos } from '../../../models/tiny/hub-repos.js';
 import { torchExportUnet } from '../../../models/tiny/torch-export.js';
 import { findModelFolder } from '../../../src/diffusion/model-folder.js';
+import { safetyClassifierProblems } from '../../../src/diffusion/safety-files.js';
 import type { RetryPolicy } from '../../../src/models-fetch/download.js';
 import { planFetch, runFetch, type FetchOptions, type FetchProgress } from '../../../src/models-fetch/fetch.js';
 import { createHubClient } from '../../../src/models-fetch/hub.js';
@@ -106,6 +107,8 @@ describe('models:fetch builds the Lightning folder from the official files', () 
     const modelDir = freshDir();
     const summary = await fetchAll(modelDir, { steps: [2], dtype: 'fp32', keepDownloads: true });
     expect(summary.folderProblem).toBeUndefined();
+    // without `safety` the classifier is not fetched
+    expect(existsSync(join(modelDir, 'safety_classifier'))).toBe(false);
     const feeds = unetFeeds();
     const built = await runAsFloat32(join(modelDir, 'unet_2step/model.onnx'), feeds, 'out_sample');
     const reference = await runAsFloat32(join(repos.reference, 'unet_2step/model.onnx'), feeds, 'out_sample');
@@ -233,6 +236,10 @@ describe('the command line', () => {
     expect(result.code).toBe(0);
     expect(result.stderr).toMatch(/unet_2step\/: written \(/);
     expect(findModelFolder(modelDir).unets.map((u) => u.steps)).toEqual([2]);
+    // SAFETY=on by default: the classifier's ONNX export comes along, as it is
+    expect(result.stderr).toContain('safety_classifier/model.onnx');
+    expect(safetyClassifierProblems(modelDir)).toEqual([]);
+    expect(readFileSync(join(modelDir, 'safety_classifier/model.onnx'))).toEqual(readFileSync(join(repos.repos[SAFETY_REPO], 'onnx/model.onnx')));
     expect(hub.requests.slice(before).every((r) => r.headers.authorization === 'Bearer secret-token')).toBe(true);
     expect(result.stderr).not.toContain('secret-token');
     const bad = await run([join(projectRoot, 'dist/src/cli/models-fetch.js'), '--dtype', 'bf16'], { HF_ENDPOINT: hub.endpoint, MODEL_DIR: freshDir() });

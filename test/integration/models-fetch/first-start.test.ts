@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTinyHubRepos } from '../../../models/tiny/hub-repos.js';
 import { loadConfig } from '../../../src/config.js';
 import { findModelFolder } from '../../../src/diffusion/model-folder.js';
+import { safetyClassifierProblems } from '../../../src/diffusion/safety-files.js';
 import { prepareModelFolder, type FirstStartIo } from '../../../src/models-fetch/first-start.js';
 import { startFakeHub, type FakeHub } from '../../fakes/hub.js';
 
@@ -69,5 +70,18 @@ describe('npm start without a model folder', () => {
     const before = hub.requests.length;
     expect(await prepareModelFolder(loadConfig({ MODEL_DIR: modelDir, MODEL_AUTO_FETCH: 'true' }), io(false))).toBeUndefined();
     expect(hub.requests.length).toBe(before);
+  });
+
+  it('with SAFETY=on, a folder without the classifier is fetched again for it; with SAFETY=off it is used as it is', async () => {
+    const modelDir = join(root, 'auto');
+    rmSync(join(modelDir, 'safety_classifier'), { recursive: true, force: true });
+    expect(await prepareModelFolder(loadConfig({ MODEL_DIR: modelDir, SAFETY: 'off' }), io(false))).toBeUndefined();
+    const refused = await prepareModelFolder(loadConfig({ MODEL_DIR: modelDir }), io(false));
+    expect(refused).toContain('safety_classifier/: missing (SAFETY=on checks every image with it)');
+    expect(refused).toContain('or set SAFETY=off to run without the image check');
+    const log = io(false);
+    expect(await prepareModelFolder(loadConfig({ MODEL_DIR: modelDir, MODEL_AUTO_FETCH: 'true', EXECUTION_PROVIDER: 'cpu' }), log)).toBeUndefined();
+    expect(log.text()).toMatch(/download safety_classifier\/model\.onnx/);
+    expect(safetyClassifierProblems(modelDir)).toEqual([]);
   });
 });

@@ -152,6 +152,9 @@ describe.skipIf(missing)('GPU workers through Redis and BullMQ', () => {
         [256, 256, 256 * 256 * 3],
       ]);
       expect(Buffer.from(output.images[1].data).equals(Buffer.from(many[0].images[1].data))).toBe(true);
+      // the worker's safety classifier (the tiny one answers 0.01) scored each image, and the verdicts came along
+      expect(output.safety?.map((verdict) => verdict.flagged)).toEqual([false, false]);
+      expect(output.safety?.[0].score).toBeCloseTo(0.01, 3);
     }
     expect(Buffer.from(many[0].images[0].data).equals(Buffer.from(many[0].images[1].data))).toBe(false);
     expect(await redis.keys(`${KEY_PREFIX}:results:*`)).toEqual([]);

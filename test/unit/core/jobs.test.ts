@@ -77,13 +77,29 @@ describe('JobStore', () => {
   it('migrates a database to the current schema version once, and refuses one from a newer bot', () => {
     const path = join(root, 'c.sqlite');
     const store = new JobStore(path);
-    expect(store.schemaVersion).toBe(2);
+    expect(store.schemaVersion).toBe(3);
     store.close();
-    expect(new JobStore(path).schemaVersion).toBe(2);
+    expect(new JobStore(path).schemaVersion).toBe(3);
     const db = new Database(path);
     db.pragma('user_version = 99');
     db.close();
-    expect(() => new JobStore(path)).toThrow('the job database is at schema version 99, newer than this bot knows (2); update the bot');
+    expect(() => new JobStore(path)).toThrow('the job database is at schema version 99, newer than this bot knows (3); update the bot');
+  });
+
+  it('keeps where a job was asked and each image’s safety decision', () => {
+    const store = new JobStore(':memory:');
+    const base = { kind: 'imagine' as const, platform: 'discord' as const, guildId: 'G', channelId: 'C', userId: 'U', request: { prompt: 'p', steps: 4, seed: 1, aspect: '1:1' as const, count: 2 }, parentId: null, parentIndex: null, reply: {} };
+    const plain = store.create(base);
+    const restricted = store.create({ ...base, nsfwChannel: true });
+    expect(store.get(plain.id)).toMatchObject({ nsfwChannel: false, safety: null });
+    expect(store.get(restricted.id)).toMatchObject({ nsfwChannel: true, safety: null });
+    const decisions = [
+      { action: 'post' as const, reason: 'safe' as const, flagged: false, score: 0.02 },
+      { action: 'hide' as const, reason: 'server_mode' as const, flagged: true, score: 0.97 },
+    ];
+    store.setSafety(plain.id, decisions);
+    expect(store.get(plain.id)?.safety).toEqual(decisions);
+    store.close();
   });
 
   it('makes distinct short ids that fit in a button id', () => {

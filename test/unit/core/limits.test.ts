@@ -112,6 +112,22 @@ describe('limits', () => {
     expect(await both.admit({ ...alice, userKey: 'discord:troll' }, EMPTY_QUEUE)).toEqual({ ok: false, refusal: { code: 'banned' } });
   });
 
+  it('keeps a server’s own daily quota, with or without a configured one, and gives refunds back to it', async () => {
+    const limits = await started({ guildDailyImages: null, userBurst: 50 });
+    const own = { ...alice, images: 2, dailyQuota: 3 };
+    expect(await limits.admit(own, EMPTY_QUEUE)).toEqual({ ok: true });
+    expect(await limits.admit(own, EMPTY_QUEUE)).toMatchObject({ ok: false, refusal: { code: 'daily_quota', limit: 3 } });
+    await limits.refund(own);
+    expect(await limits.admit(own, EMPTY_QUEUE)).toEqual({ ok: true });
+    // another server without a quota of its own is not limited; the configured default applies to servers that set none
+    expect(await limits.admit({ ...alice, guildKey: 'discord:g2', images: 4 }, EMPTY_QUEUE)).toEqual({ ok: true });
+    const configured = await started({ guildDailyImages: 4, userBurst: 50 });
+    expect(await configured.admit({ ...alice, images: 4, dailyQuota: 8 }, EMPTY_QUEUE)).toEqual({ ok: true });
+    expect(await configured.admit({ ...alice, images: 4, dailyQuota: 8 }, EMPTY_QUEUE)).toEqual({ ok: true });
+    expect(await configured.admit({ ...alice, guildKey: 'discord:g2', images: 4 }, EMPTY_QUEUE)).toEqual({ ok: true });
+    expect(await configured.admit({ ...alice, guildKey: 'discord:g2', images: 1 }, EMPTY_QUEUE)).toMatchObject({ ok: false, refusal: { code: 'daily_quota', limit: 4 } });
+  });
+
   it('keeps a daily image quota per guild until the next UTC midnight', async () => {
     vi.setSystemTime(new Date('2025-03-14T23:00:00.000Z'));
     const limits = await started({ guildDailyImages: 10 });

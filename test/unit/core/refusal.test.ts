@@ -22,6 +22,8 @@ describe('refusal sentences', () => {
       { code: 'generation_failed' },
       { code: 'delivery_failed' },
       { code: 'shutting_down' },
+      { code: 'not_admin' },
+      { code: 'no_server' },
     ];
     expect(new Set(samples.map((sample) => sample.code))).toEqual(new Set(Object.keys(REFUSAL_SENTENCES)));
     for (const sample of samples) {

@@ -125,6 +125,9 @@ describe('writeTinyModelFolder', () => {
         ...steps,
         'vae_decoder/config.json',
         'vae_decoder/model.onnx',
+        'safety_classifier/config.json',
+        'safety_classifier/model.onnx',
+        'safety_classifier/preprocessor_config.json',
       ].sort(),
     );
     const bytes = filesUnder(folders.plain).reduce((sum, file) => sum + fs.statSync(path.join(folders.plain, file)).size, 0);

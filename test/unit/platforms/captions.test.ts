@@ -28,6 +28,8 @@ function job(overrides: Partial<Job> = {}): Job {
     reply: {},
     resultMessageId: null,
     worker: null,
+    nsfwChannel: false,
+    safety: null,
     error: null,
     ...overrides,
   };
