@@ -177,8 +177,7 @@ export class Deliverer {
 
   /** Stops retrying (jobs not posted yet stay `delivering` for the next start) and waits for posts under way. */
   async close(timeoutMs: number): Promise<boolean> {
-    this.stopping = true;
-    for (const wake of this.sleepers) wake();
+    this.stop();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
     const finished = (async () => {
