@@ -81,6 +81,9 @@ export type ServiceDeps = {
 
 export type Submission = { ok: true; job: Job; position: number } | { ok: false; refusal: Refusal };
 
+/** The image a U job makes, as `grid:index`: U jobs of the same image share it. */
+const upscaleKey = (job: Job): string => cacheKey(job, 0).join(':');
+
 /** Finished jobs whose reply data is cleaned of secrets per start (older ones are cleaned as they finish). */
 const PRUNE_BATCH = 5_000;
 
@@ -241,8 +244,8 @@ export class Service {
     const grid = clicked.kind === 'upscale' && clicked.parentId !== null ? this.deps.store.get(clicked.parentId) : undefined;
     const [parent, index] = grid && clicked.parentIndex !== null ? [grid, clicked.parentIndex] : [clicked, clickedIndex];
     const request: GenerationRequest = { ...parent.request, count: 1, seed: parent.request.seed + index };
-    const [imageOf, imageIndex] = cacheKey(parent, index);
-    const cached = this.upscales.has(`${imageOf}:${imageIndex}`) || this.deps.images.has(imageOf, imageIndex);
+    // `parent` is a grid here, so image `index` of it is cached under its own id
+    const cached = this.upscales.has(`${parent.id}:${index}`) || this.deps.images.has(parent.id, index);
     const submission = await this.submit(requester, 'upscale', request, parent, reply, index, { needsEngine: !cached, enqueue: false });
     if (submission.ok) await this.makeUpscale(submission.job);
     return submission;
@@ -385,7 +388,7 @@ export class Service {
   /** A recorded U job: from the cache, else joined to the U of the same image under way, else made on the engine. */
   private async makeUpscale(job: Job): Promise<void> {
     const [imageOf, imageIndex] = cacheKey(job, 0);
-    const key = `${imageOf}:${imageIndex}`;
+    const key = upscaleKey(job);
     const making = this.upscales.get(key);
     if (making && making.leader !== job.id) {
       making.followers.push(job);
@@ -408,8 +411,7 @@ export class Service {
   /** A U job's image is cached (its followers are posted from there), or it failed (they are made on their own). */
   private settleUpscale(job: Job, cached: boolean): void {
     if (job.kind !== 'upscale') return;
-    const [imageOf, imageIndex] = cacheKey(job, 0);
-    const key = `${imageOf}:${imageIndex}`;
+    const key = upscaleKey(job);
     const making = this.upscales.get(key);
     if (!making || making.leader !== job.id) return;
     this.upscales.delete(key);
