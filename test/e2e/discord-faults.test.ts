@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { COMMANDS, type CommandDefinition } from '../../commands/index.js';
-import imagine from '../../commands/imagine.js';
+import { COMMANDS } from '../../commands/index.js';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { DeliveryError } from '../../src/core/delivery-error.js';
@@ -17,20 +16,13 @@ import { createLogger } from '../../src/logger.js';
 import { parseButtonId } from '../../src/platforms/button-ids.js';
 import { DISCORD_STATUS_BUDGET } from '../../src/platforms/status-throttle.js';
 import { writeTinyModelFolder } from '../../models/tiny/generate.js';
+import { sketch } from '../support/commands.js';
 import { startFakeDiscord, type FakeDiscord, type FakeInteraction, type FakeMessage, type FakeUser } from '../fakes/discord/index.js';
 
 const GUILD = '100000000000000001';
 const CHANNEL = '100000000000000002';
 const users: FakeUser[] = Array.from({ length: 6 }, (_, i) => ({ id: `20000000000000000${i + 1}`, username: `member${i + 1}` }));
 const [alice, bob] = users;
-
-/** A second command, routed by both platforms from the list alone: /imagine's options, always one step. */
-const sketch: CommandDefinition = {
-  name: 'sketch',
-  description: 'A quick one-step sketch',
-  options: (context) => imagine.options(context).filter((option) => option.name !== 'steps'),
-  parse: (values, context) => imagine.parse({ ...values, steps: 1 }, context),
-};
 
 const root = mkdtempSync(join(tmpdir(), 'discord-faults-'));
 const modelDir = join(root, 'model');

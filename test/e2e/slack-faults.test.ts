@@ -6,13 +6,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { COMMANDS, type CommandDefinition } from '../../commands/index.js';
-import imagine from '../../commands/imagine.js';
+import { COMMANDS } from '../../commands/index.js';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { SLACK_STATUS_BUDGET } from '../../src/platforms/slack/app.js';
 import { writeTinyModelFolder } from '../../models/tiny/generate.js';
+import { sketch } from '../support/commands.js';
 import { startFakeSlack, type FakeSlack, type FakeSlackOptions, type InteractionHandle } from '../fakes/slack/index.js';
 
 const CHANNEL = 'C0000000001';
@@ -24,13 +24,6 @@ const channels = [
   // the command works there (the app is installed in the workspace), but the bot user was never invited
   { id: CLOSED, name: 'closed', botIsMember: false },
 ];
-
-const sketch: CommandDefinition = {
-  name: 'sketch',
-  description: 'A quick one-step sketch',
-  options: (context) => imagine.options(context).filter((option) => option.name !== 'steps'),
-  parse: (values, context) => imagine.parse({ ...values, steps: 1 }, context),
-};
 
 const root = mkdtempSync(join(tmpdir(), 'slack-faults-'));
 const modelDir = join(root, 'model');
